@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Installs every Debian 12 package that building and testing need.
+# Idempotent: installs only what is missing. Never starts a system service
+# (tor, nginx...): tests start their own instances on 127.0.0.1.
+set -euo pipefail
+
+packages=(
+  # build
+  gcc clang libclang-rt-14-dev meson ninja-build pkg-config
+  libglib2.0-dev libglib2.0-dev-bin libsoup-3.0-dev glib-networking
+  # tests
+  openssl socat python3 tor xxd procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+fi
+
+echo "install-deps: installing ${missing[*]}"
+# A policy-rc.d that forbids starting services keeps packages such as tor and
+# nginx from launching a system instance during installation.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  created_policy=1
+fi
+cleanup() {
+  if [ "$created_policy" -eq 1 ]; then
+    $SUDO rm -f "$policy"
+  fi
+}
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists when they are missing or older than a day.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -n 1)" ]; then
+  $SUDO apt-get update -q
+fi
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
