@@ -1,0 +1,546 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#define G_LOG_DOMAIN "twp-client"
+
+#include "config.h"
+
+#include "twp-client.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "twp-log.h"
+#include "twp-socks.h"
+
+struct _TwpClient
+{
+  GObject parent_instance;
+
+  /* owned */
+  GSocketService *service;
+  GHashTable *connections;       /* ClientConnection* set */
+  TwpClientOptions options;      /* with references to its objects */
+
+  TwpFrameMode frame_mode;
+};
+
+enum {
+  PROP_0,
+  PROP_FRAME_MODE,
+  PROP_N_CONNECTIONS,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (TwpClient, twp_client, G_TYPE_OBJECT)
+
+/* One SOCKS connection from tor, from handshake to the end of its relay. */
+typedef struct {
+  TwpClient *client;              /* a reference: callbacks may outlive twp_client_stop () */
+  GSocketConnection *tcp;
+  GCancellable *cancellable;
+  GSource *socks_deadline;
+  TwpSocksRequest *request;
+  GBytes *tcp_leftover;
+  TwpBridgeConfig *config;
+  TwpDial *dial;
+  TwpRelay *relay;
+  gboolean base64;
+} ClientConnection;
+
+static void
+client_connection_free (ClientConnection *conn)
+{
+  if (conn->socks_deadline != NULL)
+    g_source_destroy (conn->socks_deadline);
+  g_clear_pointer (&conn->socks_deadline, g_source_unref);
+  g_clear_object (&conn->tcp);
+  g_clear_object (&conn->cancellable);
+  g_clear_pointer (&conn->request, twp_socks_request_free);
+  g_clear_pointer (&conn->tcp_leftover, g_bytes_unref);
+  g_clear_object (&conn->dial);
+  g_clear_object (&conn->relay);
+  g_clear_pointer (&conn->config, twp_bridge_config_free);
+  g_clear_object (&conn->client);
+  g_free (conn);
+}
+
+static void
+client_connection_close (ClientConnection *conn)
+{
+  /* Removing the connection drops its reference on the client. */
+  g_autoptr(TwpClient) self = g_object_ref (conn->client);
+
+  g_cancellable_cancel (conn->cancellable);
+  g_io_stream_close_async (G_IO_STREAM (conn->tcp), G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  if (g_hash_table_remove (self->connections, conn))
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CONNECTIONS]);
+}
+
+/* ---- relay ------------------------------------------------------------- */
+
+static void
+relay_done_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  ClientConnection *conn = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!twp_relay_run_finish (TWP_RELAY (source), result, &error) &&
+      !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    twp_log_user (TWP_LOG_INFO, "connection to bridge ended: %s", error->message);
+  client_connection_close (conn);
+}
+
+static void
+start_relay (ClientConnection *conn,
+             GIOStream        *ws,
+             GBytes           *ws_leftover)
+{
+  TwpRelayOptions options = conn->client->options.relay;
+
+  options.is_client = TRUE;
+  options.base64 = conn->base64;
+  conn->relay = twp_relay_new (G_IO_STREAM (conn->tcp), ws, conn->tcp_leftover, ws_leftover, &options);
+  twp_relay_run_async (conn->relay, conn->cancellable, relay_done_cb, conn);
+}
+
+/* ---- SOCKS reply ------------------------------------------------------- */
+
+typedef struct {
+  ClientConnection *conn;
+  GIOStream *ws;               /* NULL when the reply reports a failure */
+  GBytes *ws_leftover;
+} ReplyData;
+
+static void
+reply_data_free (ReplyData *data)
+{
+  g_clear_object (&data->ws);
+  g_clear_pointer (&data->ws_leftover, g_bytes_unref);
+  g_free (data);
+}
+
+static void
+reply_written_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  ReplyData *data = user_data;
+  ClientConnection *conn = data->conn;
+  g_autoptr(GError) error = NULL;
+
+  if (!twp_socks_server_reply_finish (G_IO_STREAM (source), result, &error) || data->ws == NULL)
+    {
+      if (data->ws != NULL)
+        g_io_stream_close_async (data->ws, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+      client_connection_close (conn);
+    }
+  else
+    {
+      start_relay (conn, data->ws, data->ws_leftover);
+    }
+  reply_data_free (data);
+}
+
+static void
+send_reply (ClientConnection *conn,
+            TwpSocksReply     reply,
+            GIOStream        *ws,
+            GBytes           *ws_leftover)
+{
+  ReplyData *data = g_new0 (ReplyData, 1);
+
+  data->conn = conn;
+  data->ws = ws != NULL ? g_object_ref (ws) : NULL;
+  data->ws_leftover = ws_leftover != NULL ? g_bytes_ref (ws_leftover) : NULL;
+  twp_socks_server_reply_async (G_IO_STREAM (conn->tcp), conn->request, reply,
+                                conn->cancellable, reply_written_cb, data);
+}
+
+static TwpSocksReply
+reply_for_dial_error (const GError *error)
+{
+  if (error->domain != TWP_DIAL_ERROR)
+    return TWP_SOCKS_REPLY_GENERAL_FAILURE;
+
+  /* C14: the reason tor logs should match the cause. */
+  switch (error->code)
+    {
+    case TWP_DIAL_ERROR_DNS:
+    case TWP_DIAL_ERROR_HOST_UNREACHABLE:
+      return TWP_SOCKS_REPLY_HOST_UNREACHABLE;
+    case TWP_DIAL_ERROR_REFUSED:
+      return TWP_SOCKS_REPLY_CONNECTION_REFUSED;
+    case TWP_DIAL_ERROR_NETWORK_UNREACHABLE:
+      return TWP_SOCKS_REPLY_NETWORK_UNREACHABLE;
+    case TWP_DIAL_ERROR_TIMED_OUT:
+      return TWP_SOCKS_REPLY_TTL_EXPIRED;
+    default:
+      return TWP_SOCKS_REPLY_GENERAL_FAILURE;
+    }
+}
+
+/* ---- dial -------------------------------------------------------------- */
+
+static void
+dial_done_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  ClientConnection *conn = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) leftover = NULL;
+  g_autoptr(GIOStream) ws = NULL;
+
+  ws = twp_dial_run_finish (TWP_DIAL (source), result, &leftover, &error);
+  if (ws == NULL)
+    {
+      g_autofree char *url = NULL;
+
+      if (g_cancellable_is_cancelled (conn->cancellable) &&
+          !g_error_matches (error, TWP_DIAL_ERROR, TWP_DIAL_ERROR_TIMED_OUT))
+        {
+          client_connection_close (conn);
+          return;
+        }
+      url = g_uri_to_string (conn->config->uri);
+      twp_log_user (TWP_LOG_WARNING, "cannot open WebSocket to bridge %s: %s",
+                    twp_log_redact (url), error->message);
+      send_reply (conn, reply_for_dial_error (error), NULL, NULL);
+      return;
+    }
+
+  twp_log_user (TWP_LOG_DEBUG, "WebSocket open (%s frames)", conn->base64 ? "base64" : "binary");
+  /* C13: tor hears success only now, when the tunnel really works. */
+  send_reply (conn, TWP_SOCKS_REPLY_SUCCEEDED, ws, leftover);
+}
+
+/* ---- SOCKS handshake --------------------------------------------------- */
+
+static gboolean
+socks_deadline_cb (gpointer user_data)
+{
+  ClientConnection *conn = user_data;
+
+  g_clear_pointer (&conn->socks_deadline, g_source_unref);
+  g_cancellable_cancel (conn->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static TwpArgs *
+parse_args (TwpClient   *self,
+            const char  *args,
+            gsize        args_len,
+            GError     **error)
+{
+  if (args_len == 0 && self->options.default_args != NULL)
+    {
+      /* Unmanaged mode: command-line defaults for plain SOCKS clients. */
+      g_autoptr(TwpArgs) copy = twp_args_new ();
+
+      for (guint i = 0; i < twp_args_get_length (self->options.default_args); i++)
+        twp_args_add (copy, twp_args_get_key (self->options.default_args, i),
+                      twp_args_get_value (self->options.default_args, i));
+      return g_steal_pointer (&copy);
+    }
+  return twp_args_parse_socks (args, args_len, error);
+}
+
+/* C10: arguments that do not parse fail the SOCKS authentication, so tor
+ * logs why instead of us connecting somewhere unintended. */
+static gboolean
+validate_args_cb (const char  *args,
+                  gsize        args_len,
+                  gpointer     user_data,
+                  GError     **error)
+{
+  ClientConnection *conn = user_data;
+  g_autoptr(TwpArgs) parsed = NULL;
+  g_autoptr(TwpBridgeConfig) config = NULL;
+
+  parsed = parse_args (conn->client, args, args_len, error);
+  if (parsed == NULL)
+    return FALSE;
+  /* The real bridge address is not known yet; any address validates the
+   * rest of the arguments. */
+  config = twp_bridge_config_new (parsed, "0.0.0.0", 1, error);
+  return config != NULL;
+}
+
+static void
+handshake_done_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  ClientConnection *conn = user_data;
+  TwpClient *self = conn->client;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TwpArgs) args = NULL;
+
+  if (conn->socks_deadline != NULL)
+    g_source_destroy (conn->socks_deadline);
+  g_clear_pointer (&conn->socks_deadline, g_source_unref);
+
+  conn->request = twp_socks_server_handshake_finish (G_IO_STREAM (source), result,
+                                                     &conn->tcp_leftover, &error);
+  if (conn->request == NULL)
+    {
+      if (g_error_matches (error, TWP_SOCKS_ERROR, TWP_SOCKS_ERROR_AUTH))
+        twp_log_user (TWP_LOG_WARNING, "bad bridge line arguments: %s", error->message);
+      else
+        twp_log_user (TWP_LOG_INFO, "SOCKS handshake failed: %s", error->message);
+      client_connection_close (conn);
+      return;
+    }
+
+  args = parse_args (self, conn->request->args, conn->request->args_len, &error);
+  if (args != NULL)
+    conn->config = twp_bridge_config_new (args, conn->request->host, conn->request->port, &error);
+  if (conn->config == NULL)
+    {
+      twp_log_user (TWP_LOG_WARNING, "bad bridge line arguments: %s", error->message);
+      send_reply (conn, TWP_SOCKS_REPLY_NOT_ALLOWED, NULL, NULL);
+      return;
+    }
+
+  conn->base64 = conn->config->mode_pinned
+                 ? conn->config->mode == TWP_FRAME_MODE_BASE64
+                 : self->frame_mode == TWP_FRAME_MODE_BASE64;
+  conn->dial = twp_dial_new (conn->config, conn->base64, &self->options.dial);
+  twp_dial_run_async (conn->dial, conn->cancellable, dial_done_cb, conn);
+}
+
+static gboolean
+incoming_cb (GSocketService    *service,
+             GSocketConnection *connection,
+             GObject           *source_object,
+             gpointer           user_data)
+{
+  TwpClient *self = user_data;
+  ClientConnection *conn = g_new0 (ClientConnection, 1);
+
+  conn->client = g_object_ref (self);
+  conn->tcp = g_object_ref (connection);
+  conn->cancellable = g_cancellable_new ();
+  g_socket_set_option (g_socket_connection_get_socket (connection), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+  g_hash_table_add (self->connections, conn);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CONNECTIONS]);
+
+  /* C15: tor's handshake is bounded; a silent client must not hold a slot. */
+  if (self->options.socks_timeout_ms > 0)
+    {
+      conn->socks_deadline = g_timeout_source_new (self->options.socks_timeout_ms);
+      g_source_set_static_name (conn->socks_deadline, "[twp] SOCKS deadline");
+      g_source_set_callback (conn->socks_deadline, socks_deadline_cb, conn, NULL);
+      g_source_attach (conn->socks_deadline, g_main_context_get_thread_default ());
+    }
+
+  twp_socks_server_handshake_async (G_IO_STREAM (connection), validate_args_cb, conn,
+                                    conn->cancellable, handshake_done_cb, conn);
+  return TRUE;
+}
+
+/* ---- object ------------------------------------------------------------ */
+
+static void
+twp_client_dispose (GObject *object)
+{
+  TwpClient *self = TWP_CLIENT (object);
+
+  twp_client_stop (self);
+  g_clear_object (&self->service);
+  g_clear_object (&self->options.dial.tls_database);
+  g_clear_object (&self->options.dial.bind_v4);
+  g_clear_object (&self->options.dial.bind_v6);
+  g_clear_pointer (&self->options.dial.proxy, twp_proxy_config_free);
+  g_clear_pointer (&self->options.default_args, twp_args_free);
+
+  G_OBJECT_CLASS (twp_client_parent_class)->dispose (object);
+}
+
+static void
+twp_client_finalize (GObject *object)
+{
+  TwpClient *self = TWP_CLIENT (object);
+
+  g_assert (g_hash_table_size (self->connections) == 0);
+  g_hash_table_unref (self->connections);
+
+  G_OBJECT_CLASS (twp_client_parent_class)->finalize (object);
+}
+
+static void
+twp_client_get_property (GObject    *object,
+                         guint       prop_id,
+                         GValue     *value,
+                         GParamSpec *pspec)
+{
+  TwpClient *self = TWP_CLIENT (object);
+
+  switch (prop_id)
+    {
+    case PROP_FRAME_MODE:
+      g_value_set_int (value, self->frame_mode);
+      break;
+    case PROP_N_CONNECTIONS:
+      g_value_set_uint (value, g_hash_table_size (self->connections));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+twp_client_set_property (GObject      *object,
+                         guint         prop_id,
+                         const GValue *value,
+                         GParamSpec   *pspec)
+{
+  TwpClient *self = TWP_CLIENT (object);
+
+  switch (prop_id)
+    {
+    case PROP_FRAME_MODE:
+      twp_client_set_frame_mode (self, g_value_get_int (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+twp_client_class_init (TwpClientClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = twp_client_dispose;
+  object_class->finalize = twp_client_finalize;
+  object_class->get_property = twp_client_get_property;
+  object_class->set_property = twp_client_set_property;
+
+  properties[PROP_FRAME_MODE] =
+    g_param_spec_int ("frame-mode", NULL, NULL,
+                      TWP_FRAME_MODE_BINARY, TWP_FRAME_MODE_BASE64, TWP_FRAME_MODE_BINARY,
+                      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  properties[PROP_N_CONNECTIONS] =
+    g_param_spec_uint ("n-connections", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+twp_client_init (TwpClient *self)
+{
+  self->connections = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) client_connection_free, NULL);
+}
+
+TwpClient *
+twp_client_new (const TwpClientOptions *options)
+{
+  TwpClient *self;
+
+  g_return_val_if_fail (options != NULL, NULL);
+
+  self = g_object_new (TWP_TYPE_CLIENT, NULL);
+  self->options = *options;
+  if (options->dial.tls_database != NULL)
+    g_object_ref (options->dial.tls_database);
+  if (options->dial.bind_v4 != NULL)
+    g_object_ref (options->dial.bind_v4);
+  if (options->dial.bind_v6 != NULL)
+    g_object_ref (options->dial.bind_v6);
+  if (options->dial.proxy != NULL)
+    {
+      TwpProxyConfig *proxy = g_new0 (TwpProxyConfig, 1);
+
+      proxy->type = options->dial.proxy->type;
+      proxy->host = g_strdup (options->dial.proxy->host);
+      proxy->port = options->dial.proxy->port;
+      proxy->username = g_strdup (options->dial.proxy->username);
+      proxy->password = g_strdup (options->dial.proxy->password);
+      self->options.dial.proxy = proxy;
+    }
+  self->options.default_args = NULL;
+  if (options->default_args != NULL)
+    {
+      self->options.default_args = twp_args_new ();
+      for (guint i = 0; i < twp_args_get_length (options->default_args); i++)
+        twp_args_add (self->options.default_args, twp_args_get_key (options->default_args, i),
+                      twp_args_get_value (options->default_args, i));
+    }
+
+  self->service = g_socket_service_new ();
+  g_signal_connect_object (self->service, "incoming", G_CALLBACK (incoming_cb), self, 0);
+  return self;
+}
+
+GInetSocketAddress *
+twp_client_listen (TwpClient     *self,
+                   GInetAddress  *address,
+                   guint16        port,
+                   GError       **error)
+{
+  g_autoptr(GSocketAddress) requested = NULL;
+  g_autoptr(GSocketAddress) effective = NULL;
+
+  g_return_val_if_fail (TWP_IS_CLIENT (self), NULL);
+  g_return_val_if_fail (G_IS_INET_ADDRESS (address), NULL);
+
+  requested = g_inet_socket_address_new (address, port);
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (self->service), requested,
+                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                                      NULL, &effective, error))
+    return NULL;
+  g_socket_service_start (self->service);
+  return G_INET_SOCKET_ADDRESS (g_steal_pointer (&effective));
+}
+
+TwpFrameMode
+twp_client_get_frame_mode (TwpClient *self)
+{
+  g_return_val_if_fail (TWP_IS_CLIENT (self), TWP_FRAME_MODE_BINARY);
+  return self->frame_mode;
+}
+
+void
+twp_client_set_frame_mode (TwpClient    *self,
+                           TwpFrameMode  mode)
+{
+  g_return_if_fail (TWP_IS_CLIENT (self));
+  g_return_if_fail (mode == TWP_FRAME_MODE_BINARY || mode == TWP_FRAME_MODE_BASE64);
+
+  if (self->frame_mode == mode)
+    return;
+  /* Applies to connections opened from now on; open ones keep theirs. */
+  self->frame_mode = mode;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FRAME_MODE]);
+}
+
+guint
+twp_client_get_n_connections (TwpClient *self)
+{
+  g_return_val_if_fail (TWP_IS_CLIENT (self), 0);
+  return g_hash_table_size (self->connections);
+}
+
+void
+twp_client_stop (TwpClient *self)
+{
+  GHashTableIter iter;
+  ClientConnection *conn;
+
+  g_return_if_fail (TWP_IS_CLIENT (self));
+
+  if (self->service != NULL)
+    {
+      g_socket_service_stop (self->service);
+      g_socket_listener_close (G_SOCKET_LISTENER (self->service));
+    }
+  /* Cancelling lets each pending callback run once more and find its
+   * connection gone; the connections themselves are freed here. */
+  g_hash_table_iter_init (&iter, self->connections);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &conn, NULL))
+    g_cancellable_cancel (conn->cancellable);
+}

@@ -1,0 +1,706 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#define G_LOG_DOMAIN "twp-dial"
+
+#include "config.h"
+
+#include "twp-dial.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+
+#include "twp-log.h"
+#include "twp-ws-handshake.h"
+
+/* Read size for the upgrade response; what follows the head is kept. */
+#define RESPONSE_READ_SIZE 4096
+
+struct _TwpDial
+{
+  GObject parent_instance;
+
+  /* borrowed: the caller keeps them alive for the attempt */
+  const TwpBridgeConfig *config;
+  TwpDialOptions options;
+
+  /* owned */
+  GTask *task;
+  GCancellable *cancellable;
+  GCancellable *external_cancellable;
+  gulong external_cancelled_id;
+  GSource *deadline_source;
+  GSocketClient *client;
+  GIOStream *stream;
+  char *key;
+  char *request;
+  GByteArray *response;
+
+  gboolean base64;
+  gboolean timed_out;
+  TwpDialPhase phase;
+  guint http_status;
+};
+
+enum {
+  PROP_0,
+  PROP_PHASE,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (TwpDial, twp_dial, G_TYPE_OBJECT)
+G_DEFINE_QUARK (twp-dial-error-quark, twp_dial_error)
+
+static void read_response (TwpDial *self);
+
+const char *
+twp_dial_phase_to_string (TwpDialPhase phase)
+{
+  switch (phase)
+    {
+    case TWP_DIAL_PHASE_RESOLVING:
+      return "resolving";
+    case TWP_DIAL_PHASE_CONNECTING:
+      return "tcp";
+    case TWP_DIAL_PHASE_PROXY:
+      return "proxy";
+    case TWP_DIAL_PHASE_TLS:
+      return "tls";
+    case TWP_DIAL_PHASE_UPGRADE:
+      return "upgrade";
+    case TWP_DIAL_PHASE_OPEN:
+      return "open";
+    case TWP_DIAL_PHASE_NONE:
+    default:
+      return "none";
+    }
+}
+
+static void
+set_phase (TwpDial      *self,
+           TwpDialPhase  phase)
+{
+  /* Progress never goes backwards (happy eyeballs may report "connecting"
+   * again for a second address). */
+  if (phase <= self->phase)
+    return;
+  self->phase = phase;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PHASE]);
+}
+
+static void
+twp_dial_dispose (GObject *object)
+{
+  TwpDial *self = TWP_DIAL (object);
+
+  if (self->deadline_source != NULL)
+    g_source_destroy (self->deadline_source);
+  g_clear_pointer (&self->deadline_source, g_source_unref);
+  if (self->external_cancelled_id != 0)
+    g_cancellable_disconnect (self->external_cancellable, self->external_cancelled_id);
+  self->external_cancelled_id = 0;
+  g_clear_object (&self->external_cancellable);
+  g_clear_object (&self->task);
+  g_clear_object (&self->cancellable);
+  g_clear_object (&self->client);
+  g_clear_object (&self->stream);
+
+  G_OBJECT_CLASS (twp_dial_parent_class)->dispose (object);
+}
+
+static void
+twp_dial_finalize (GObject *object)
+{
+  TwpDial *self = TWP_DIAL (object);
+
+  g_free (self->key);
+  g_free (self->request);
+  g_clear_pointer (&self->response, g_byte_array_unref);
+
+  G_OBJECT_CLASS (twp_dial_parent_class)->finalize (object);
+}
+
+static void
+twp_dial_get_property (GObject    *object,
+                       guint       prop_id,
+                       GValue     *value,
+                       GParamSpec *pspec)
+{
+  TwpDial *self = TWP_DIAL (object);
+
+  switch (prop_id)
+    {
+    case PROP_PHASE:
+      g_value_set_int (value, self->phase);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+twp_dial_class_init (TwpDialClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = twp_dial_dispose;
+  object_class->finalize = twp_dial_finalize;
+  object_class->get_property = twp_dial_get_property;
+
+  properties[PROP_PHASE] =
+    g_param_spec_int ("phase", NULL, NULL,
+                      TWP_DIAL_PHASE_NONE, TWP_DIAL_PHASE_OPEN, TWP_DIAL_PHASE_NONE,
+                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+twp_dial_init (TwpDial *self)
+{
+  self->cancellable = g_cancellable_new ();
+}
+
+TwpDial *
+twp_dial_new (const TwpBridgeConfig *config,
+              gboolean               base64,
+              const TwpDialOptions  *options)
+{
+  TwpDial *self;
+
+  g_return_val_if_fail (config != NULL && config->uri != NULL, NULL);
+  g_return_val_if_fail (options != NULL, NULL);
+
+  self = g_object_new (TWP_TYPE_DIAL, NULL);
+  self->config = config;
+  self->options = *options;
+  self->base64 = base64;
+  return self;
+}
+
+TwpDialPhase
+twp_dial_get_phase (TwpDial *self)
+{
+  g_return_val_if_fail (TWP_IS_DIAL (self), TWP_DIAL_PHASE_NONE);
+  return self->phase;
+}
+
+guint
+twp_dial_get_http_status (TwpDial *self)
+{
+  g_return_val_if_fail (TWP_IS_DIAL (self), 0);
+  return self->http_status;
+}
+
+/* ---- failure ----------------------------------------------------------- */
+
+static TwpDialError
+classify (const GError *error)
+{
+  if (error->domain == TWP_DIAL_ERROR)
+    return error->code;
+  if (error->domain == G_RESOLVER_ERROR)
+    return TWP_DIAL_ERROR_DNS;
+  if (error->domain == G_TLS_ERROR)
+    return error->code == G_TLS_ERROR_BAD_CERTIFICATE ? TWP_DIAL_ERROR_TLS_CERTIFICATE : TWP_DIAL_ERROR_TLS;
+  if (error->domain == TWP_WS_HANDSHAKE_ERROR)
+    return error->code == TWP_WS_HANDSHAKE_ERROR_STATUS ? TWP_DIAL_ERROR_HTTP_STATUS : TWP_DIAL_ERROR_HANDSHAKE;
+  if (error->domain == G_IO_ERROR)
+    {
+      switch (error->code)
+        {
+        case G_IO_ERROR_CONNECTION_REFUSED:
+          return TWP_DIAL_ERROR_REFUSED;
+        case G_IO_ERROR_NETWORK_UNREACHABLE:
+          return TWP_DIAL_ERROR_NETWORK_UNREACHABLE;
+        case G_IO_ERROR_HOST_UNREACHABLE:
+          return TWP_DIAL_ERROR_HOST_UNREACHABLE;
+        case G_IO_ERROR_TIMED_OUT:
+          return TWP_DIAL_ERROR_TIMED_OUT;
+        case G_IO_ERROR_PROXY_FAILED:
+        case G_IO_ERROR_PROXY_AUTH_FAILED:
+        case G_IO_ERROR_PROXY_NEED_AUTH:
+        case G_IO_ERROR_PROXY_NOT_ALLOWED:
+          return TWP_DIAL_ERROR_PROXY;
+        case G_IO_ERROR_CONNECTION_CLOSED:   /* also G_IO_ERROR_BROKEN_PIPE */
+          return TWP_DIAL_ERROR_CLOSED;
+        default:
+          break;
+        }
+    }
+  return TWP_DIAL_ERROR_FAILED;
+}
+
+static const char *
+describe (TwpDialError code)
+{
+  switch (code)
+    {
+    case TWP_DIAL_ERROR_DNS:
+      return "DNS lookup failed";
+    case TWP_DIAL_ERROR_REFUSED:
+      return "connection refused";
+    case TWP_DIAL_ERROR_NETWORK_UNREACHABLE:
+      return "network unreachable";
+    case TWP_DIAL_ERROR_HOST_UNREACHABLE:
+      return "host unreachable";
+    case TWP_DIAL_ERROR_TIMED_OUT:
+      return "timed out";
+    case TWP_DIAL_ERROR_PROXY:
+      return "upstream proxy failed";
+    case TWP_DIAL_ERROR_TLS:
+      return "TLS handshake failed";
+    case TWP_DIAL_ERROR_TLS_CERTIFICATE:
+      return "TLS certificate not trusted";
+    case TWP_DIAL_ERROR_HTTP_STATUS:
+      return "server refused the WebSocket upgrade";
+    case TWP_DIAL_ERROR_HANDSHAKE:
+      return "invalid WebSocket handshake";
+    case TWP_DIAL_ERROR_CLOSED:
+      return "connection closed by the server";
+    case TWP_DIAL_ERROR_FAILED:
+    default:
+      return "failed";
+    }
+}
+
+/* Ends the attempt with an error whose text says where and why, and never
+ * names the bridge: GIO's messages may contain host names. */
+static void
+fail (TwpDial *self,
+      GError  *error)
+{
+  g_autoptr(GTask) task = g_steal_pointer (&self->task);
+  g_autoptr(GError) owned = error;
+  TwpDialError code;
+  g_autoptr(GString) message = g_string_new (NULL);
+
+  if (task == NULL)
+    return;
+
+  code = self->timed_out ? TWP_DIAL_ERROR_TIMED_OUT : classify (error);
+  g_string_append_printf (message, "%s (during %s)", describe (code),
+                          twp_dial_phase_to_string (self->phase));
+  if (code == TWP_DIAL_ERROR_HTTP_STATUS || code == TWP_DIAL_ERROR_HANDSHAKE ||
+      twp_log_get_unsafe ())
+    /* Handshake messages are ours and name no host ("HTTP 403",
+     * "redirect not followed"); others only with unsafe logging. */
+    g_string_append_printf (message, ": %s", error->message);
+
+  if (self->deadline_source != NULL)
+    g_source_destroy (self->deadline_source);
+  g_cancellable_cancel (self->cancellable);
+  g_task_return_new_error (task, TWP_DIAL_ERROR, code, "%s", message->str);
+}
+
+static gboolean
+deadline_cb (gpointer user_data)
+{
+  TwpDial *self = user_data;
+
+  g_clear_pointer (&self->deadline_source, g_source_unref);
+  self->timed_out = TRUE;
+  /* The pending operation returns CANCELLED; fail() reports the timeout. */
+  g_cancellable_cancel (self->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- upgrade ----------------------------------------------------------- */
+
+static void
+response_read_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  g_autoptr(TwpDial) self = user_data;
+  g_autoptr(GError) error = NULL;
+  TwpWsClientResponse response = { 0 };
+  g_autoptr(GBytes) leftover = NULL;
+  g_autoptr(GTask) task = NULL;
+  gssize n;
+  gsize head_len;
+  gsize old_len = self->response->len - RESPONSE_READ_SIZE;
+
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  if (n < 0)
+    {
+      fail (self, g_steal_pointer (&error));
+      return;
+    }
+  g_byte_array_set_size (self->response, old_len + n);
+  if (n == 0)
+    {
+      fail (self, g_error_new_literal (TWP_DIAL_ERROR, TWP_DIAL_ERROR_CLOSED,
+                                       "connection closed before the upgrade response"));
+      return;
+    }
+
+  head_len = twp_http_find_head_end (self->response->data, self->response->len, &error);
+  if (error != NULL)
+    {
+      fail (self, g_steal_pointer (&error));
+      return;
+    }
+  if (head_len == 0)
+    {
+      read_response (self);
+      return;
+    }
+
+  if (!twp_ws_client_response_parse ((const char *) self->response->data, head_len, self->key,
+                                     self->base64, &response, &error))
+    {
+      self->http_status = response.status;
+      /* A 3xx is never followed (proposal: MUST NOT follow redirects). */
+      fail (self, g_steal_pointer (&error));
+      twp_ws_client_response_clear (&response);
+      return;
+    }
+  twp_ws_client_response_clear (&response);
+
+  self->http_status = 101;
+  leftover = g_bytes_new (self->response->data + head_len, self->response->len - head_len);
+  set_phase (self, TWP_DIAL_PHASE_OPEN);
+
+  if (self->deadline_source != NULL)
+    g_source_destroy (self->deadline_source);
+  task = g_steal_pointer (&self->task);
+  g_task_set_task_data (task, g_steal_pointer (&leftover), (GDestroyNotify) g_bytes_unref);
+  g_task_return_pointer (task, g_steal_pointer (&self->stream), g_object_unref);
+}
+
+static void
+read_response (TwpDial *self)
+{
+  gsize old_len = self->response->len;
+
+  g_byte_array_set_size (self->response, old_len + RESPONSE_READ_SIZE);
+  g_input_stream_read_async (g_io_stream_get_input_stream (self->stream),
+                             self->response->data + old_len, RESPONSE_READ_SIZE,
+                             G_PRIORITY_DEFAULT, self->cancellable,
+                             response_read_cb, g_object_ref (self));
+}
+
+static void
+request_written_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  g_autoptr(TwpDial) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    {
+      fail (self, g_steal_pointer (&error));
+      return;
+    }
+  self->response = g_byte_array_sized_new (RESPONSE_READ_SIZE);
+  read_response (self);
+}
+
+static void
+start_upgrade (TwpDial *self)
+{
+  g_autoptr(GError) error = NULL;
+  TwpWsClientRequestOptions request_options = {
+    .uri = self->config->uri,
+    .host_header = self->config->host_header,
+    .origin = self->config->origin,
+    .request_base64 = self->base64,
+  };
+
+  set_phase (self, TWP_DIAL_PHASE_UPGRADE);
+  self->request = twp_ws_client_request_build (&request_options, &self->key, &error);
+  if (self->request == NULL)
+    {
+      fail (self, g_steal_pointer (&error));
+      return;
+    }
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (self->stream),
+                                   self->request, strlen (self->request),
+                                   G_PRIORITY_DEFAULT, self->cancellable,
+                                   request_written_cb, g_object_ref (self));
+}
+
+/* ---- TLS --------------------------------------------------------------- */
+
+static gboolean
+certificate_matches_pin (TwpDial         *self,
+                         GTlsCertificate *certificate)
+{
+  g_autoptr(GByteArray) der = NULL;
+  guint8 digest[32];
+  gsize digest_len = sizeof digest;
+  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  gsize pin_len;
+  const guint8 *pin = g_bytes_get_data (self->config->certificate_pin, &pin_len);
+
+  if (certificate == NULL)
+    return FALSE;
+  g_object_get (certificate, "certificate", &der, NULL);
+  if (der == NULL)
+    return FALSE;
+  g_checksum_update (checksum, der->data, der->len);
+  g_checksum_get_digest (checksum, digest, &digest_len);
+  return pin_len == digest_len && memcmp (pin, digest, digest_len) == 0;
+}
+
+/* Called only when normal validation failed: a pinned certificate is
+ * trusted by its pin alone (self-signed bridges). */
+static gboolean
+accept_certificate_cb (GTlsConnection       *connection,
+                       GTlsCertificate      *peer_cert,
+                       GTlsCertificateFlags  errors,
+                       gpointer              user_data)
+{
+  TwpDial *self = user_data;
+
+  return self->config->certificate_pin != NULL && certificate_matches_pin (self, peer_cert);
+}
+
+static void
+tls_handshake_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  g_autoptr(TwpDial) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error))
+    {
+      fail (self, g_steal_pointer (&error));
+      return;
+    }
+  /* With a pin, a certificate that a CA vouches for must still match it. */
+  if (self->config->certificate_pin != NULL &&
+      !certificate_matches_pin (self, g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (source))))
+    {
+      fail (self, g_error_new_literal (TWP_DIAL_ERROR, TWP_DIAL_ERROR_TLS_CERTIFICATE,
+                                       "certificate does not match cert-sha256="));
+      return;
+    }
+  start_upgrade (self);
+}
+
+static void
+start_tls (TwpDial           *self,
+           GSocketConnection *connection)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketConnectable) identity = NULL;
+  g_autoptr(GIOStream) tls = NULL;
+  const char *name = self->config->tls_server_name != NULL
+                     ? self->config->tls_server_name
+                     : g_uri_get_host (self->config->uri);
+
+  set_phase (self, TWP_DIAL_PHASE_TLS);
+  identity = g_network_address_new (name, self->config->port);
+  tls = g_tls_client_connection_new (G_IO_STREAM (connection), identity, &error);
+  if (tls == NULL)
+    {
+      fail (self, g_steal_pointer (&error));
+      return;
+    }
+  if (self->options.tls_database != NULL)
+    g_tls_connection_set_database (G_TLS_CONNECTION (tls), self->options.tls_database);
+  g_signal_connect_object (tls, "accept-certificate", G_CALLBACK (accept_certificate_cb), self, 0);
+  g_set_object (&self->stream, tls);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT, self->cancellable,
+                                    tls_handshake_cb, g_object_ref (self));
+}
+
+/* ---- TCP and proxy ----------------------------------------------------- */
+
+static gboolean
+is_loopback (GSocketAddress *address)
+{
+  return G_IS_INET_SOCKET_ADDRESS (address) &&
+         g_inet_address_get_is_loopback (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)));
+}
+
+/* GSocketClient creates the socket just before it emits CONNECTING: bind
+ * it there to the outbound address of the right family (C3, C4). Loopback
+ * destinations keep the default route. */
+static void
+socket_client_event_cb (GSocketClient      *client,
+                        GSocketClientEvent  event,
+                        GSocketConnectable *connectable,
+                        GIOStream          *connection,
+                        gpointer            user_data)
+{
+  TwpDial *self = user_data;
+
+  switch (event)
+    {
+    case G_SOCKET_CLIENT_RESOLVING:
+      set_phase (self, self->options.proxy != NULL ? TWP_DIAL_PHASE_PROXY : TWP_DIAL_PHASE_RESOLVING);
+      break;
+
+    case G_SOCKET_CLIENT_CONNECTING:
+      set_phase (self, self->options.proxy != NULL ? TWP_DIAL_PHASE_PROXY : TWP_DIAL_PHASE_CONNECTING);
+      if (G_IS_INET_SOCKET_ADDRESS (connectable) && !is_loopback (G_SOCKET_ADDRESS (connectable)) &&
+          G_IS_SOCKET_CONNECTION (connection))
+        {
+          GInetAddress *target = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (connectable));
+          GInetAddress *bind = g_inet_address_get_family (target) == G_SOCKET_FAMILY_IPV6
+                               ? self->options.bind_v6 : self->options.bind_v4;
+
+          if (bind != NULL)
+            {
+              g_autoptr(GSocketAddress) local = g_inet_socket_address_new (bind, 0);
+              g_autoptr(GError) error = NULL;
+              GSocket *socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (connection));
+
+              if (!g_socket_bind (socket, local, TRUE, &error))
+                g_debug ("cannot bind the outbound socket: %s", error->message);
+            }
+        }
+      break;
+
+    case G_SOCKET_CLIENT_PROXY_NEGOTIATING:
+      set_phase (self, TWP_DIAL_PHASE_PROXY);
+      break;
+
+    case G_SOCKET_CLIENT_RESOLVED:
+    case G_SOCKET_CLIENT_CONNECTED:
+    case G_SOCKET_CLIENT_PROXY_NEGOTIATED:
+    case G_SOCKET_CLIENT_TLS_HANDSHAKING:
+    case G_SOCKET_CLIENT_TLS_HANDSHAKED:
+    case G_SOCKET_CLIENT_COMPLETE:
+    default:
+      break;
+    }
+}
+
+static void
+connected_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(TwpDial) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketConnection) connection = NULL;
+
+  connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
+  if (connection == NULL)
+    {
+      fail (self, g_steal_pointer (&error));
+      return;
+    }
+  g_socket_set_option (g_socket_connection_get_socket (connection), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+  g_set_object (&self->stream, G_IO_STREAM (connection));
+
+  if (g_ascii_strcasecmp (g_uri_get_scheme (self->config->uri), "wss") == 0)
+    start_tls (self, connection);
+  else
+    start_upgrade (self);
+}
+
+static char *
+escape_userinfo (const char *value)
+{
+  /* GIO percent-decodes proxy URIs; tor's credentials are raw (B4). */
+  return g_uri_escape_string (value, NULL, FALSE);
+}
+
+static GProxyResolver *
+build_proxy_resolver (const TwpProxyConfig *proxy)
+{
+  g_autoptr(GString) uri = g_string_new (NULL);
+  static const char *const schemes[] = { NULL, "socks5", "socks4a", "http" };
+
+  g_string_append_printf (uri, "%s://", schemes[proxy->type]);
+  if (proxy->username != NULL)
+    {
+      g_autofree char *user = escape_userinfo (proxy->username);
+
+      g_string_append (uri, user);
+      if (proxy->password != NULL)
+        {
+          g_autofree char *password = escape_userinfo (proxy->password);
+
+          g_string_append_printf (uri, ":%s", password);
+        }
+      g_string_append_c (uri, '@');
+    }
+  if (strchr (proxy->host, ':') != NULL)
+    g_string_append_printf (uri, "[%s]:%u", proxy->host, proxy->port);
+  else
+    g_string_append_printf (uri, "%s:%u", proxy->host, proxy->port);
+
+  /* No ignore list: fail closed, everything goes through the proxy. */
+  return g_simple_proxy_resolver_new (uri->str, NULL);
+}
+
+static void
+forward_cancelled_cb (GCancellable *cancellable,
+                      gpointer      user_data)
+{
+  g_cancellable_cancel (G_CANCELLABLE (user_data));
+}
+
+void
+twp_dial_run_async (TwpDial             *self,
+                    GCancellable        *cancellable,
+                    GAsyncReadyCallback  callback,
+                    gpointer             user_data)
+{
+  g_return_if_fail (TWP_IS_DIAL (self));
+  g_return_if_fail (self->task == NULL);
+
+  self->task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (self->task, twp_dial_run_async);
+  g_task_set_name (self->task, "[twp] dial");
+  if (cancellable != NULL)
+    {
+      self->external_cancellable = g_object_ref (cancellable);
+      self->external_cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (forward_cancelled_cb),
+                                                           g_object_ref (self->cancellable), g_object_unref);
+    }
+
+  if (self->options.timeout_ms > 0)
+    {
+      self->deadline_source = g_timeout_source_new (self->options.timeout_ms);
+      g_source_set_static_name (self->deadline_source, "[twp] dial deadline");
+      g_source_set_callback (self->deadline_source, deadline_cb, self, NULL);
+      g_source_attach (self->deadline_source, g_main_context_get_thread_default ());
+    }
+
+  self->client = g_socket_client_new ();
+  if (self->options.proxy != NULL)
+    {
+      g_autoptr(GProxyResolver) resolver = build_proxy_resolver (self->options.proxy);
+
+      g_socket_client_set_proxy_resolver (self->client, resolver);
+      g_socket_client_set_enable_proxy (self->client, TRUE);
+    }
+  else
+    {
+      /* tor hands us its whole environment: an http_proxy variable there
+       * must not reroute the bridge connection. */
+      g_socket_client_set_enable_proxy (self->client, FALSE);
+    }
+  g_signal_connect_object (self->client, "event", G_CALLBACK (socket_client_event_cb), self, 0);
+
+  set_phase (self, self->options.proxy != NULL ? TWP_DIAL_PHASE_PROXY : TWP_DIAL_PHASE_RESOLVING);
+  g_socket_client_connect_to_host_async (self->client, g_uri_get_host (self->config->uri),
+                                         self->config->port, self->cancellable,
+                                         connected_cb, g_object_ref (self));
+}
+
+GIOStream *
+twp_dial_run_finish (TwpDial       *self,
+                     GAsyncResult  *result,
+                     GBytes       **leftover,
+                     GError       **error)
+{
+  GIOStream *stream;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == twp_dial_run_async, NULL);
+
+  stream = g_task_propagate_pointer (G_TASK (result), error);
+  if (stream != NULL && leftover != NULL)
+    *leftover = g_bytes_ref (g_task_get_task_data (G_TASK (result)));
+  return stream;
+}

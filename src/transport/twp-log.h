@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Logging policy of the core. Messages a user must see go through
+ * twp_log_user(), which main() routes to tor's log (LOG lines) as well as
+ * stderr; the core itself never knows about tor's stdout. Client addresses,
+ * bridge addresses and URLs never reach a log unless the user asked for
+ * unsafe logging. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+  TWP_LOG_ERROR,
+  TWP_LOG_WARNING,
+  TWP_LOG_NOTICE,
+  TWP_LOG_INFO,
+  TWP_LOG_DEBUG,
+} TwpLogSeverity;
+
+typedef void (*TwpLogSink) (TwpLogSeverity  severity,
+                            const char     *message,
+                            gpointer        user_data);
+
+void        twp_log_set_unsafe (gboolean unsafe);
+gboolean    twp_log_get_unsafe (void);
+/* Returns @sensitive itself with unsafe logging, "[scrubbed]" otherwise. */
+const char *twp_log_redact     (const char *sensitive);
+
+/* Where twp_log_user() messages go besides stderr (NULL: stderr only). */
+void        twp_log_set_sink   (TwpLogSink sink,
+                                gpointer   user_data);
+void        twp_log_user       (TwpLogSeverity  severity,
+                                const char     *format,
+                                ...) G_GNUC_PRINTF (2, 3);
+
+G_END_DECLS

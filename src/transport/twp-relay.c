@@ -1,0 +1,1022 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#define G_LOG_DOMAIN "twp-relay"
+
+#include "config.h"
+
+#include "twp-relay.h"
+
+#include <string.h>
+#include <sys/random.h>
+
+#include "twp-base64.h"
+#include "twp-ws-frame.h"
+
+/* How much WebSocket input one read takes. Every byte of it turns into at
+ * most one byte of TCP output, so this also bounds the pending TCP write. */
+#define DOWN_READ_SIZE (32 * 1024)
+/* Raw bytes per base64 message: a multiple of 3 so that only the last
+ * quantum of a message is ever padded; 12288 -> 16384 characters. */
+#define UP_RAW_BASE64 12288
+/* Data slices (one per frame) written to TCP with one writev. */
+#define MAX_VECTORS 64
+/* How long we wait for the peer's close frame after sending ours (RFC 6455
+ * 7.1.1 lets us close the TCP connection ourselves after that). */
+#define CLOSE_TIMEOUT_SECONDS 5
+
+typedef enum {
+  WS_WRITE_NONE,
+  WS_WRITE_DATA,
+  WS_WRITE_CONTROL,
+  WS_WRITE_CLOSE,
+} WsWriteKind;
+
+struct _TwpRelay
+{
+  GObject parent_instance;
+
+  /* owned */
+  GIOStream *tcp;
+  GIOStream *ws;
+  GBytes *tcp_leftover;
+  GBytes *ws_leftover;
+  GTask *task;
+  GCancellable *cancellable;        /* cancels our own pending I/O on teardown */
+  GCancellable *external_cancellable;
+  gulong external_cancelled_id;
+  GSource *timer_source;            /* keepalive and idle checks */
+  GSource *close_timeout_source;
+  GError *error;                    /* first reason the tunnel failed */
+
+  TwpRelayOptions options;
+  TwpWsParser parser;
+  TwpBase64Decoder decoder;
+
+  /* TCP -> WebSocket. up_buf has TWP_WS_MAX_HEADER_SIZE bytes of room in
+   * front of the payload so that a frame is built in place, without a copy. */
+  guint8 *up_buf;
+  guint8 *up_raw;
+  gsize up_leftover_pos;
+  const guint8 *up_frame;
+  gsize up_frame_len;
+  gboolean tcp_eof;
+  gboolean up_stopped;              /* no more TCP reads: closing */
+
+  /* The single WebSocket writer: control frames go first, then data, and
+   * the close frame last, one write in flight at a time. */
+  WsWriteKind ws_writing;
+  guint8 control_buf[TWP_WS_MAX_HEADER_SIZE + TWP_WS_MAX_CONTROL_PAYLOAD];
+  gboolean pong_pending;
+  guint8 pong_payload[TWP_WS_MAX_CONTROL_PAYLOAD];
+  gsize pong_len;
+  gboolean ping_pending;
+  gint64 ping_sent_at;
+  gboolean close_pending;
+  guint16 close_code;
+  const char *close_reason;
+  gboolean close_sent;
+
+  /* WebSocket -> TCP */
+  guint8 *down_buf;
+  gsize down_buf_size;
+  gsize down_len;
+  gsize down_pos;
+  guint8 *down_out;
+  gsize down_out_size;
+  GOutputVector vectors[MAX_VECTORS];
+  gboolean down_reading;
+  gboolean down_writing;
+  gboolean ws_eof;
+  gboolean down_stopped;            /* no more WebSocket input is relayed */
+  gboolean peer_closed;
+  guint peer_close_code;
+  gboolean tcp_write_shut;
+
+  guint64 bytes_to_ws;
+  guint64 bytes_from_ws;
+  gint64 rtt_us;
+  gint64 last_data_at;
+  gint64 last_ws_write_at;
+  gboolean finished;
+};
+
+G_DEFINE_FINAL_TYPE (TwpRelay, twp_relay, G_TYPE_OBJECT)
+G_DEFINE_QUARK (twp-relay-error-quark, twp_relay_error)
+
+static void up_read_next (TwpRelay *self);
+static void down_read_next (TwpRelay *self);
+static void down_process (TwpRelay *self);
+static void ws_writer_kick (TwpRelay *self);
+static void check_done (TwpRelay *self);
+
+/* Frame masks must be unpredictable (RFC 6455 10.3); draw them from the
+ * kernel in batches so that masking costs no syscall per frame. */
+static void
+random_mask (guint8 mask[4])
+{
+  static guint8 pool[256];
+  static gsize pool_pos = sizeof pool;
+
+  if (pool_pos + 4 > sizeof pool)
+    {
+      gsize filled = 0;
+
+      while (filled < sizeof pool)
+        {
+          ssize_t n = getrandom (pool + filled, sizeof pool - filled, 0);
+
+          if (n > 0)
+            filled += n;
+          else if (errno != EINTR)
+            g_error ("getrandom failed: %s", g_strerror (errno));
+        }
+      pool_pos = 0;
+    }
+  memcpy (mask, pool + pool_pos, 4);
+  pool_pos += 4;
+}
+
+static void
+twp_relay_dispose (GObject *object)
+{
+  TwpRelay *self = TWP_RELAY (object);
+
+  if (self->external_cancelled_id != 0)
+    g_cancellable_disconnect (self->external_cancellable, self->external_cancelled_id);
+  self->external_cancelled_id = 0;
+  g_clear_object (&self->external_cancellable);
+  if (self->timer_source != NULL)
+    g_source_destroy (self->timer_source);
+  g_clear_pointer (&self->timer_source, g_source_unref);
+  if (self->close_timeout_source != NULL)
+    g_source_destroy (self->close_timeout_source);
+  g_clear_pointer (&self->close_timeout_source, g_source_unref);
+  g_clear_object (&self->task);
+  g_clear_object (&self->cancellable);
+  g_clear_object (&self->tcp);
+  g_clear_object (&self->ws);
+  g_clear_pointer (&self->tcp_leftover, g_bytes_unref);
+  g_clear_pointer (&self->ws_leftover, g_bytes_unref);
+
+  G_OBJECT_CLASS (twp_relay_parent_class)->dispose (object);
+}
+
+static void
+twp_relay_finalize (GObject *object)
+{
+  TwpRelay *self = TWP_RELAY (object);
+
+  g_clear_error (&self->error);
+  g_free (self->up_buf);
+  g_free (self->up_raw);
+  g_free (self->down_buf);
+  g_free (self->down_out);
+
+  G_OBJECT_CLASS (twp_relay_parent_class)->finalize (object);
+}
+
+static void
+twp_relay_class_init (TwpRelayClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = twp_relay_dispose;
+  object_class->finalize = twp_relay_finalize;
+}
+
+static void
+twp_relay_init (TwpRelay *self)
+{
+  self->rtt_us = -1;
+  self->cancellable = g_cancellable_new ();
+}
+
+TwpRelay *
+twp_relay_new (GIOStream             *tcp,
+               GIOStream             *ws,
+               GBytes                *tcp_leftover,
+               GBytes                *ws_leftover,
+               const TwpRelayOptions *options)
+{
+  TwpRelay *self;
+  gsize ws_leftover_len;
+
+  g_return_val_if_fail (G_IS_SOCKET_CONNECTION (tcp), NULL);
+  g_return_val_if_fail (G_IS_IO_STREAM (ws), NULL);
+  g_return_val_if_fail (options != NULL, NULL);
+
+  self = g_object_new (TWP_TYPE_RELAY, NULL);
+  self->tcp = g_object_ref (tcp);
+  self->ws = g_object_ref (ws);
+  self->options = *options;
+  if (self->options.max_message_size == 0)
+    self->options.max_message_size = TWP_RELAY_DEFAULT_MAX_MESSAGE;
+  if (tcp_leftover != NULL && g_bytes_get_size (tcp_leftover) > 0)
+    self->tcp_leftover = g_bytes_ref (tcp_leftover);
+  if (ws_leftover != NULL && g_bytes_get_size (ws_leftover) > 0)
+    self->ws_leftover = g_bytes_ref (ws_leftover);
+
+  twp_ws_parser_init (&self->parser, !options->is_client, self->options.max_message_size);
+
+  ws_leftover_len = self->ws_leftover != NULL ? g_bytes_get_size (self->ws_leftover) : 0;
+  self->down_buf_size = MAX (DOWN_READ_SIZE, ws_leftover_len);
+
+  return self;
+}
+
+static void
+allocate_buffers (TwpRelay *self)
+{
+  gsize payload = self->options.base64 ? TWP_BASE64_ENCODED_SIZE (UP_RAW_BASE64) : TWP_RELAY_MESSAGE_PAYLOAD;
+
+  self->up_buf = g_malloc (TWP_WS_MAX_HEADER_SIZE + MAX (payload, TWP_RELAY_MESSAGE_PAYLOAD));
+  if (self->options.base64)
+    self->up_raw = g_malloc (UP_RAW_BASE64);
+  self->down_buf = g_malloc (self->down_buf_size);
+  /* A peer in base64 mode may still send binary messages (nothing forbids
+   * it), which pass through undecoded: room for either. */
+  self->down_out_size = TWP_BASE64_DECODED_MAX (self->down_buf_size) + 3;
+  if (self->options.base64)
+    self->down_out = g_malloc (self->down_out_size);
+}
+
+/* ---- teardown ---------------------------------------------------------- */
+
+static void
+close_stream_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_io_stream_close_finish (G_IO_STREAM (source), result, NULL);
+}
+
+/* Runs after the cancelled reads have returned: a stream with a read still
+ * pending refuses to close. */
+static gboolean
+close_streams_cb (gpointer user_data)
+{
+  TwpRelay *self = user_data;
+
+  g_io_stream_close_async (self->tcp, G_PRIORITY_DEFAULT, NULL, close_stream_cb, NULL);
+  g_io_stream_close_async (self->ws, G_PRIORITY_DEFAULT, NULL, close_stream_cb, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+shut_tcp_write (TwpRelay *self)
+{
+  GSocket *socket;
+
+  if (self->tcp_write_shut)
+    return;
+  self->tcp_write_shut = TRUE;
+  socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (self->tcp));
+  /* Errors here mean the TCP peer is already gone, which is what we want. */
+  g_socket_shutdown (socket, FALSE, TRUE, NULL);
+}
+
+static void
+finish (TwpRelay *self)
+{
+  g_autoptr(GTask) task = NULL;
+
+  if (self->finished)
+    return;
+  self->finished = TRUE;
+
+  if (self->timer_source != NULL)
+    g_source_destroy (self->timer_source);
+  if (self->close_timeout_source != NULL)
+    g_source_destroy (self->close_timeout_source);
+
+  /* Whatever is still pending (a TCP read waiting for tor, a WebSocket read
+   * waiting for the peer) is abandoned; its callback only drops its ref. */
+  g_cancellable_cancel (self->cancellable);
+  g_idle_add_full (G_PRIORITY_LOW, close_streams_cb, g_object_ref (self), g_object_unref);
+
+  task = g_steal_pointer (&self->task);
+  if (task == NULL)
+    return;
+  if (self->error != NULL)
+    g_task_return_error (task, g_steal_pointer (&self->error));
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+set_error (TwpRelay *self,
+           GError   *error)
+{
+  if (self->error == NULL)
+    self->error = error;
+  else
+    g_error_free (error);
+}
+
+/* Starts our side of the closing handshake: no more data frames, the close
+ * frame as soon as the writer is free. */
+static void
+begin_close (TwpRelay   *self,
+             guint16     code,
+             const char *reason)
+{
+  self->up_stopped = TRUE;
+  if (self->close_pending || self->close_sent)
+    return;
+  self->close_pending = TRUE;
+  self->close_code = code;
+  self->close_reason = reason;
+  /* A data frame not yet on the wire is dropped when we are closing for
+   * an error; after a clean TCP EOF nothing is pending anyway. */
+  if (self->ws_writing != WS_WRITE_DATA)
+    self->up_frame = NULL;
+  ws_writer_kick (self);
+}
+
+/* The WebSocket peer misbehaved: close with the status the spec asks for
+ * and stop relaying its data. */
+static void
+fail_protocol (TwpRelay   *self,
+               guint16     code,
+               const char *reason)
+{
+  set_error (self, g_error_new (TWP_RELAY_ERROR, TWP_RELAY_ERROR_PEER_PROTOCOL,
+                                "WebSocket peer error (%u): %s", code, reason));
+  self->down_stopped = TRUE;
+  self->peer_closed = TRUE;   /* we will not wait for its close frame */
+  begin_close (self, code, reason);
+  check_done (self);
+}
+
+/* Fatal I/O error on either end: nothing more can be delivered. */
+static void
+fail_io (TwpRelay *self,
+         GError   *error)
+{
+  set_error (self, error);
+  finish (self);
+}
+
+static gboolean
+close_timeout_cb (gpointer user_data)
+{
+  TwpRelay *self = user_data;
+
+  g_clear_pointer (&self->close_timeout_source, g_source_unref);
+  if (!self->peer_closed && !self->ws_eof)
+    g_debug ("peer did not answer our close frame in time");
+  self->peer_closed = TRUE;
+  self->down_stopped = TRUE;
+  if (self->down_writing)
+    return G_SOURCE_REMOVE;   /* check_done runs when the write ends */
+  check_done (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+check_done (TwpRelay *self)
+{
+  if (self->finished)
+    return;
+
+  /* The WebSocket side is over once both close frames crossed (or the
+   * peer's TCP connection ended); the TCP side once everything received
+   * has been written to it. */
+  if ((self->peer_closed || self->ws_eof) && !self->down_writing &&
+      (self->down_pos >= self->down_len || self->down_stopped))
+    shut_tcp_write (self);
+
+  if ((self->peer_closed || self->ws_eof) && !self->close_sent && !self->close_pending && !self->ws_eof)
+    begin_close (self, self->peer_close_code == TWP_WS_CLOSE_NO_STATUS || self->peer_close_code == 0
+                       ? TWP_WS_CLOSE_NORMAL : self->peer_close_code, NULL);
+
+  if (self->close_sent && self->close_timeout_source == NULL && !self->peer_closed && !self->ws_eof)
+    {
+      self->close_timeout_source = g_timeout_source_new_seconds (CLOSE_TIMEOUT_SECONDS);
+      g_source_set_static_name (self->close_timeout_source, "[twp] relay close timeout");
+      g_source_set_callback (self->close_timeout_source, close_timeout_cb, self, NULL);
+      g_source_attach (self->close_timeout_source, g_main_context_get_thread_default ());
+    }
+
+  if (self->tcp_write_shut && !self->down_writing && self->ws_writing == WS_WRITE_NONE &&
+      (self->close_sent || self->ws_eof))
+    finish (self);
+}
+
+/* ---- WebSocket writer -------------------------------------------------- */
+
+static void
+ws_write_cb (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(TwpRelay) self = user_data;
+  g_autoptr(GError) error = NULL;
+  WsWriteKind kind = self->ws_writing;
+
+  self->ws_writing = WS_WRITE_NONE;
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    {
+      if (!self->finished)
+        {
+          g_prefix_error (&error, "Writing to the WebSocket: ");
+          self->ws_eof = TRUE;
+          fail_io (self, g_steal_pointer (&error));
+        }
+      return;
+    }
+  if (self->finished)
+    return;
+
+  self->last_ws_write_at = g_get_monotonic_time ();
+  switch (kind)
+    {
+    case WS_WRITE_DATA:
+      self->up_frame = NULL;
+      if (!self->up_stopped && !self->tcp_eof)
+        up_read_next (self);
+      break;
+    case WS_WRITE_CLOSE:
+      self->close_sent = TRUE;
+      break;
+    case WS_WRITE_CONTROL:
+    case WS_WRITE_NONE:
+    default:
+      break;
+    }
+
+  ws_writer_kick (self);
+  check_done (self);
+}
+
+static void
+ws_write (TwpRelay     *self,
+          WsWriteKind   kind,
+          const guint8 *data,
+          gsize         len)
+{
+  self->ws_writing = kind;
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (self->ws),
+                                   data, len, G_PRIORITY_DEFAULT, self->cancellable,
+                                   ws_write_cb, g_object_ref (self));
+}
+
+static gsize
+build_control (TwpRelay     *self,
+               TwpWsOpcode   opcode,
+               const guint8 *payload,
+               gsize         len)
+{
+  guint8 mask[4];
+  gsize header_len;
+
+  if (self->options.is_client)
+    random_mask (mask);
+  header_len = twp_ws_frame_write_header (self->control_buf, opcode, TRUE, len,
+                                          self->options.is_client ? mask : NULL);
+  memcpy (self->control_buf + header_len, payload, len);
+  if (self->options.is_client)
+    twp_ws_mask (self->control_buf + header_len, len, mask, 0);
+  return header_len + len;
+}
+
+static void
+ws_writer_kick (TwpRelay *self)
+{
+  if (self->ws_writing != WS_WRITE_NONE || self->close_sent || self->finished)
+    return;
+
+  if (self->pong_pending)
+    {
+      /* Only the latest ping is answered (RFC 6455 5.5.3), once. */
+      self->pong_pending = FALSE;
+      ws_write (self, WS_WRITE_CONTROL, self->control_buf,
+                build_control (self, TWP_WS_OPCODE_PONG, self->pong_payload, self->pong_len));
+    }
+  else if (self->ping_pending)
+    {
+      guint8 payload[8];
+      gint64 now = g_get_monotonic_time ();
+
+      self->ping_pending = FALSE;
+      self->ping_sent_at = now;
+      /* The payload identifies the ping so that its pong gives the RTT. */
+      memcpy (payload, &now, sizeof payload);
+      ws_write (self, WS_WRITE_CONTROL, self->control_buf,
+                build_control (self, TWP_WS_OPCODE_PING, payload, sizeof payload));
+    }
+  else if (self->up_frame != NULL)
+    {
+      ws_write (self, WS_WRITE_DATA, self->up_frame, self->up_frame_len);
+    }
+  else if (self->close_pending)
+    {
+      guint8 mask[4];
+      gsize len;
+
+      self->close_pending = FALSE;
+      if (self->options.is_client)
+        random_mask (mask);
+      len = twp_ws_frame_write_close (self->control_buf, self->close_code, self->close_reason,
+                                      self->options.is_client ? mask : NULL);
+      ws_write (self, WS_WRITE_CLOSE, self->control_buf, len);
+    }
+}
+
+/* ---- TCP -> WebSocket -------------------------------------------------- */
+
+static void
+up_got_data (TwpRelay *self,
+             gsize     n)
+{
+  guint8 *payload = self->up_buf + TWP_WS_MAX_HEADER_SIZE;
+  guint8 header[TWP_WS_MAX_HEADER_SIZE];
+  guint8 mask[4];
+  gsize payload_len = n;
+  gsize header_len;
+  TwpWsOpcode opcode = TWP_WS_OPCODE_BINARY;
+
+  self->bytes_to_ws += n;
+  self->last_data_at = g_get_monotonic_time ();
+
+  if (self->options.base64)
+    {
+      payload_len = twp_base64_encode (self->up_raw, n, (char *) payload);
+      opcode = TWP_WS_OPCODE_TEXT;
+    }
+  if (self->options.is_client)
+    random_mask (mask);
+  header_len = twp_ws_frame_write_header (header, opcode, TRUE, payload_len,
+                                          self->options.is_client ? mask : NULL);
+  if (self->options.is_client)
+    twp_ws_mask (payload, payload_len, mask, 0);
+  memcpy (payload - header_len, header, header_len);
+
+  self->up_frame = payload - header_len;
+  self->up_frame_len = header_len + payload_len;
+  ws_writer_kick (self);
+}
+
+static void
+up_read_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  g_autoptr(TwpRelay) self = user_data;
+  g_autoptr(GError) error = NULL;
+  gssize n;
+
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  if (self->finished || self->up_stopped)
+    return;
+  if (n < 0)
+    {
+      /* A reset from tor or the ORPort: tell the peer we are going away. */
+      g_debug ("TCP read failed: %s", error->message);
+      self->tcp_eof = TRUE;
+      set_error (self, g_steal_pointer (&error));
+      begin_close (self, TWP_WS_CLOSE_GOING_AWAY, NULL);
+      check_done (self);
+      return;
+    }
+  if (n == 0)
+    {
+      /* TCP EOF after the last byte: the close frame follows the last data
+       * frame through the same writer, so nothing is lost. */
+      self->tcp_eof = TRUE;
+      begin_close (self, TWP_WS_CLOSE_NORMAL, NULL);
+      check_done (self);
+      return;
+    }
+  up_got_data (self, n);
+}
+
+static void
+up_read_next (TwpRelay *self)
+{
+  guint8 *dest = self->options.base64 ? self->up_raw : self->up_buf + TWP_WS_MAX_HEADER_SIZE;
+  gsize capacity = self->options.base64 ? UP_RAW_BASE64 : TWP_RELAY_MESSAGE_PAYLOAD;
+
+  if (self->tcp_leftover != NULL)
+    {
+      gsize size;
+      const guint8 *data = g_bytes_get_data (self->tcp_leftover, &size);
+      gsize n = MIN (capacity, size - self->up_leftover_pos);
+
+      memcpy (dest, data + self->up_leftover_pos, n);
+      self->up_leftover_pos += n;
+      if (self->up_leftover_pos == size)
+        g_clear_pointer (&self->tcp_leftover, g_bytes_unref);
+      up_got_data (self, n);
+      return;
+    }
+
+  g_input_stream_read_async (g_io_stream_get_input_stream (self->tcp),
+                             dest, capacity, G_PRIORITY_DEFAULT, self->cancellable,
+                             up_read_cb, g_object_ref (self));
+}
+
+/* ---- WebSocket -> TCP -------------------------------------------------- */
+
+static void
+tcp_write_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(TwpRelay) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  self->down_writing = FALSE;
+  if (!g_output_stream_writev_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    {
+      if (self->finished)
+        return;
+      /* tor (or the ORPort) went away: nothing more can be delivered. */
+      g_debug ("TCP write failed: %s", error->message);
+      self->down_stopped = TRUE;
+      self->tcp_write_shut = TRUE;
+      set_error (self, g_steal_pointer (&error));
+      begin_close (self, TWP_WS_CLOSE_GOING_AWAY, NULL);
+      check_done (self);
+      return;
+    }
+  if (self->finished)
+    return;
+
+  if (self->down_stopped || self->peer_closed)
+    check_done (self);
+  else if (self->down_pos < self->down_len)
+    down_process (self);
+  else
+    down_read_next (self);
+}
+
+static void
+handle_control (TwpRelay         *self,
+                const TwpWsEvent *event)
+{
+  switch (event->opcode)
+    {
+    case TWP_WS_OPCODE_PING:
+      memcpy (self->pong_payload, event->data, event->len);
+      self->pong_len = event->len;
+      self->pong_pending = TRUE;
+      ws_writer_kick (self);
+      break;
+
+    case TWP_WS_OPCODE_PONG:
+      if (self->ping_sent_at != 0 && event->len == sizeof (gint64) &&
+          memcmp (event->data, &self->ping_sent_at, sizeof (gint64)) == 0)
+        {
+          self->rtt_us = g_get_monotonic_time () - self->ping_sent_at;
+          self->ping_sent_at = 0;
+        }
+      break;
+
+    case TWP_WS_OPCODE_CLOSE:
+      self->peer_close_code = twp_ws_parse_close_payload (event->data, event->len, NULL, NULL);
+      self->peer_closed = TRUE;
+      if (self->peer_close_code != TWP_WS_CLOSE_NORMAL &&
+          self->peer_close_code != TWP_WS_CLOSE_GOING_AWAY &&
+          self->peer_close_code != TWP_WS_CLOSE_NO_STATUS)
+        set_error (self, g_error_new (TWP_RELAY_ERROR, TWP_RELAY_ERROR_PEER_CLOSED,
+                                      "WebSocket closed by peer with status %u",
+                                      self->peer_close_code));
+      break;
+
+    case TWP_WS_OPCODE_CONTINUATION:
+    case TWP_WS_OPCODE_TEXT:
+    case TWP_WS_OPCODE_BINARY:
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+/* Parses what was read from the WebSocket and writes the payload to TCP
+ * with one writev; binary payload is written straight from the read buffer,
+ * base64 is decoded into down_out. */
+static void
+down_process (TwpRelay *self)
+{
+  guint n_vectors = 0;
+  gsize out_used = 0;
+  gsize total = 0;
+
+  while (self->down_pos < self->down_len && !self->peer_closed && n_vectors < MAX_VECTORS)
+    {
+      TwpWsEvent event;
+      gsize consumed;
+
+      consumed = twp_ws_parser_feed (&self->parser, self->down_buf + self->down_pos,
+                                     self->down_len - self->down_pos, &event);
+      self->down_pos += consumed;
+
+      if (event.type == TWP_WS_EVENT_NEED_MORE)
+        break;
+
+      switch (event.type)
+        {
+        case TWP_WS_EVENT_DATA:
+          if (event.opcode == TWP_WS_OPCODE_TEXT && !self->options.base64)
+            {
+              fail_protocol (self, TWP_WS_CLOSE_UNSUPPORTED_DATA,
+                             "text frame without the base64 subprotocol");
+              return;
+            }
+          if (event.opcode == TWP_WS_OPCODE_TEXT)
+            {
+              g_autoptr(GError) error = NULL;
+              gsize decoded = 0;
+
+              if (event.message_start)
+                twp_base64_decoder_init (&self->decoder);
+              if (!twp_base64_decoder_feed (&self->decoder, event.data, event.len,
+                                            self->down_out + out_used, &decoded, &error))
+                {
+                  fail_protocol (self, TWP_WS_CLOSE_INVALID_PAYLOAD, "message is not valid base64");
+                  return;
+                }
+              if (decoded > 0)
+                {
+                  self->vectors[n_vectors].buffer = self->down_out + out_used;
+                  self->vectors[n_vectors].size = decoded;
+                  n_vectors++;
+                  out_used += decoded;
+                  total += decoded;
+                }
+            }
+          else
+            {
+              self->vectors[n_vectors].buffer = event.data;
+              self->vectors[n_vectors].size = event.len;
+              n_vectors++;
+              total += event.len;
+            }
+          break;
+
+        case TWP_WS_EVENT_MESSAGE_END:
+          if (event.opcode == TWP_WS_OPCODE_TEXT && self->options.base64)
+            {
+              /* finish also resets the decoder for the next message. */
+              if (!twp_base64_decoder_finish (&self->decoder, NULL))
+                {
+                  fail_protocol (self, TWP_WS_CLOSE_INVALID_PAYLOAD, "message is not valid base64");
+                  return;
+                }
+            }
+          else if (event.opcode == TWP_WS_OPCODE_TEXT)
+            {
+              fail_protocol (self, TWP_WS_CLOSE_UNSUPPORTED_DATA,
+                             "text frame without the base64 subprotocol");
+              return;
+            }
+          break;
+
+        case TWP_WS_EVENT_CONTROL:
+          handle_control (self, &event);
+          break;
+
+        case TWP_WS_EVENT_ERROR:
+          fail_protocol (self, event.close_code, event.reason);
+          return;
+
+        case TWP_WS_EVENT_NEED_MORE:
+        default:
+          g_assert_not_reached ();
+        }
+    }
+
+  if (total > 0)
+    {
+      self->bytes_from_ws += total;
+      self->last_data_at = g_get_monotonic_time ();
+    }
+
+  if (n_vectors > 0)
+    {
+      self->down_writing = TRUE;
+      g_output_stream_writev_all_async (g_io_stream_get_output_stream (self->tcp),
+                                        self->vectors, n_vectors, G_PRIORITY_DEFAULT,
+                                        self->cancellable, tcp_write_cb, g_object_ref (self));
+      return;
+    }
+
+  if (self->peer_closed)
+    check_done (self);
+  else if (self->down_pos < self->down_len)
+    down_process (self);
+  else
+    down_read_next (self);
+}
+
+static void
+down_read_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(TwpRelay) self = user_data;
+  g_autoptr(GError) error = NULL;
+  gssize n;
+
+  self->down_reading = FALSE;
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  if (self->finished || self->down_stopped)
+    return;
+  if (n <= 0)
+    {
+      /* The connection under the WebSocket ended without a close frame:
+       * deliver EOF to TCP and report the abnormal closure (1006). */
+      self->ws_eof = TRUE;
+      self->down_stopped = TRUE;
+      self->up_stopped = TRUE;
+      if (n < 0)
+        set_error (self, g_steal_pointer (&error));
+      else if (!self->peer_closed)
+        set_error (self, g_error_new_literal (TWP_RELAY_ERROR, TWP_RELAY_ERROR_ABNORMAL,
+                                              "WebSocket connection closed without a close frame"));
+      check_done (self);
+      return;
+    }
+
+  self->down_len = n;
+  self->down_pos = 0;
+  down_process (self);
+}
+
+static void
+down_read_next (TwpRelay *self)
+{
+  if (self->down_stopped || self->peer_closed || self->finished)
+    return;
+  self->down_len = 0;
+  self->down_pos = 0;
+  self->down_reading = TRUE;
+  g_input_stream_read_async (g_io_stream_get_input_stream (self->ws),
+                             self->down_buf, self->down_buf_size, G_PRIORITY_DEFAULT,
+                             self->cancellable, down_read_cb, g_object_ref (self));
+}
+
+/* ---- timers and entry points ------------------------------------------- */
+
+static gboolean
+timer_cb (gpointer user_data)
+{
+  TwpRelay *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (self->options.idle_timeout_seconds > 0 &&
+      now - self->last_data_at >= (gint64) self->options.idle_timeout_seconds * G_USEC_PER_SEC)
+    {
+      set_error (self, g_error_new_literal (TWP_RELAY_ERROR, TWP_RELAY_ERROR_IDLE,
+                                            "no data moved within the idle timeout"));
+      self->down_stopped = TRUE;
+      self->peer_closed = TRUE;
+      begin_close (self, TWP_WS_CLOSE_GOING_AWAY, "idle");
+      check_done (self);
+      return G_SOURCE_CONTINUE;
+    }
+
+  /* Keepalive: middleboxes drop connections idle for 60-100 s. */
+  if (self->options.keepalive_seconds > 0 && !self->close_sent && !self->close_pending &&
+      now - self->last_ws_write_at >= (gint64) self->options.keepalive_seconds * G_USEC_PER_SEC)
+    {
+      self->ping_pending = TRUE;
+      ws_writer_kick (self);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+external_cancelled_cb (GCancellable *cancellable,
+                       gpointer      user_data)
+{
+  TwpRelay *self = user_data;
+
+  /* May run in the thread that cancelled: only forward, and let our own
+   * cancellable's source tear down in our context. */
+  g_cancellable_cancel (self->cancellable);
+}
+
+static void
+twp_relay_cancelled (TwpRelay *self)
+{
+  if (self->finished)
+    return;
+  set_error (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "Relay cancelled"));
+  finish (self);
+}
+
+static gboolean
+cancelled_idle_cb (GCancellable *cancellable,
+                   gpointer      user_data)
+{
+  twp_relay_cancelled (TWP_RELAY (user_data));
+  return G_SOURCE_REMOVE;
+}
+
+void
+twp_relay_run_async (TwpRelay            *self,
+                     GCancellable        *cancellable,
+                     GAsyncReadyCallback  callback,
+                     gpointer             user_data)
+{
+  guint interval = 0;
+
+  g_return_if_fail (TWP_IS_RELAY (self));
+  g_return_if_fail (self->task == NULL && !self->finished);
+
+  self->task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (self->task, twp_relay_run_async);
+  g_task_set_name (self->task, "[twp] relay");
+  g_task_set_check_cancellable (self->task, FALSE);
+
+  allocate_buffers (self);
+  self->last_data_at = self->last_ws_write_at = g_get_monotonic_time ();
+
+  if (cancellable != NULL)
+    {
+      GSource *source;
+
+      self->external_cancellable = g_object_ref (cancellable);
+      self->external_cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (external_cancelled_cb),
+                                                           self, NULL);
+      /* Our own cancellable ending means teardown; watch it from our context. */
+      source = g_cancellable_source_new (self->cancellable);
+      g_source_set_static_name (source, "[twp] relay cancelled");
+      g_source_set_callback (source, G_SOURCE_FUNC (cancelled_idle_cb), g_object_ref (self), g_object_unref);
+      g_source_attach (source, g_main_context_get_thread_default ());
+      g_source_unref (source);
+    }
+
+  if (self->options.keepalive_seconds > 0)
+    interval = self->options.keepalive_seconds;
+  if (self->options.idle_timeout_seconds > 0)
+    interval = interval == 0 ? self->options.idle_timeout_seconds
+                             : MIN (interval, self->options.idle_timeout_seconds);
+  if (interval > 0)
+    {
+      /* Checking at a fraction of the period keeps the error small while
+       * idle tunnels wake the process rarely. */
+      self->timer_source = g_timeout_source_new_seconds (MAX (1, interval / 4));
+      g_source_set_static_name (self->timer_source, "[twp] relay timer");
+      g_source_set_callback (self->timer_source, timer_cb, self, NULL);
+      g_source_attach (self->timer_source, g_main_context_get_thread_default ());
+    }
+
+  if (self->ws_leftover != NULL)
+    {
+      gsize size;
+      const guint8 *data = g_bytes_get_data (self->ws_leftover, &size);
+
+      memcpy (self->down_buf, data, size);
+      self->down_len = size;
+      self->down_pos = 0;
+      g_clear_pointer (&self->ws_leftover, g_bytes_unref);
+      down_process (self);
+    }
+  else
+    {
+      down_read_next (self);
+    }
+
+  if (!self->finished && !self->up_stopped)
+    up_read_next (self);
+}
+
+gboolean
+twp_relay_run_finish (TwpRelay      *self,
+                      GAsyncResult  *result,
+                      GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == twp_relay_run_async, FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+guint64
+twp_relay_get_bytes_to_ws (TwpRelay *self)
+{
+  g_return_val_if_fail (TWP_IS_RELAY (self), 0);
+  return self->bytes_to_ws;
+}
+
+guint64
+twp_relay_get_bytes_from_ws (TwpRelay *self)
+{
+  g_return_val_if_fail (TWP_IS_RELAY (self), 0);
+  return self->bytes_from_ws;
+}
+
+gint64
+twp_relay_get_rtt_us (TwpRelay *self)
+{
+  g_return_val_if_fail (TWP_IS_RELAY (self), -1);
+  return self->rtt_us;
+}
+
+guint
+twp_relay_get_peer_close_code (TwpRelay *self)
+{
+  g_return_val_if_fail (TWP_IS_RELAY (self), 0);
+  return self->peer_close_code;
+}

@@ -1,0 +1,949 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#define G_LOG_DOMAIN "twp-server"
+
+#include "config.h"
+
+#include "twp-server.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+
+#include "twp-extorport.h"
+#include "twp-log.h"
+#include "twp-pt-env.h"
+#include "twp-ws-handshake.h"
+
+#define TRANSPORT_NAME "websocket"
+/* Largest file served to plain HTTP requests from static-dir. */
+#define STATIC_FILE_MAX (1024 * 1024)
+
+struct _TwpServer
+{
+  GObject parent_instance;
+
+  /* owned */
+  GSocketService *service;
+  GHashTable *connections;       /* ServerConnection* set */
+  TwpServerOptions options;
+
+  guint64 bytes_from_ws_done;    /* totals of relays that ended */
+  guint64 bytes_to_ws_done;
+};
+
+enum {
+  PROP_0,
+  PROP_N_CONNECTIONS,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (TwpServer, twp_server, G_TYPE_OBJECT)
+G_DEFINE_QUARK (twp-server-error-quark, twp_server_error)
+
+/* One accepted connection: TLS (optional), HTTP upgrade, tor, relay. */
+typedef struct {
+  TwpServer *server;             /* a reference */
+  GSocketConnection *tcp;
+  GIOStream *ws;                 /* tcp, or the TLS connection over it */
+  GCancellable *cancellable;
+  GSource *deadline;
+  GInetSocketAddress *peer;
+  GByteArray *head;
+  TwpWsServerRequest *request;
+  GInetSocketAddress *client_address;  /* USERADDR: the peer, or what a trusted proxy says */
+  GSocketClient *socket_client;
+  GSocketConnection *orport;
+  GBytes *ws_leftover;
+  char *response;
+  TwpRelay *relay;
+} ServerConnection;
+
+static void
+server_connection_free (ServerConnection *conn)
+{
+  if (conn->deadline != NULL)
+    g_source_destroy (conn->deadline);
+  g_clear_pointer (&conn->deadline, g_source_unref);
+  if (conn->relay != NULL)
+    {
+      conn->server->bytes_from_ws_done += twp_relay_get_bytes_from_ws (conn->relay);
+      conn->server->bytes_to_ws_done += twp_relay_get_bytes_to_ws (conn->relay);
+    }
+  g_clear_object (&conn->relay);
+  g_clear_object (&conn->tcp);
+  g_clear_object (&conn->ws);
+  g_clear_object (&conn->cancellable);
+  g_clear_object (&conn->peer);
+  g_clear_pointer (&conn->head, g_byte_array_unref);
+  g_clear_pointer (&conn->request, twp_ws_server_request_free);
+  g_clear_object (&conn->client_address);
+  g_clear_object (&conn->socket_client);
+  g_clear_object (&conn->orport);
+  g_clear_pointer (&conn->ws_leftover, g_bytes_unref);
+  g_free (conn->response);
+  g_clear_object (&conn->server);
+  g_free (conn);
+}
+
+static void
+server_connection_close (ServerConnection *conn)
+{
+  /* Removing the connection drops its reference on the server. */
+  g_autoptr(TwpServer) self = g_object_ref (conn->server);
+
+  g_cancellable_cancel (conn->cancellable);
+  if (conn->orport != NULL)
+    g_io_stream_close_async (G_IO_STREAM (conn->orport), G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  g_io_stream_close_async (conn->ws != NULL ? conn->ws : G_IO_STREAM (conn->tcp),
+                           G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  if (g_hash_table_remove (self->connections, conn))
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CONNECTIONS]);
+}
+
+static const char *
+peer_for_log (ServerConnection *conn)
+{
+  static char text[64];
+  g_autofree char *address = NULL;
+
+  if (!twp_log_get_unsafe () || conn->peer == NULL)
+    return "[scrubbed]";
+  address = g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (conn->peer));
+  g_strlcpy (text, address, sizeof text);
+  return text;
+}
+
+/* ---- relay ------------------------------------------------------------- */
+
+static void
+relay_done_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  ServerConnection *conn = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!twp_relay_run_finish (TWP_RELAY (source), result, &error) &&
+      !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    twp_log_user (TWP_LOG_DEBUG, "connection from %s ended: %s", peer_for_log (conn), error->message);
+  server_connection_close (conn);
+}
+
+static void
+upgrade_written_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  ServerConnection *conn = user_data;
+  g_autoptr(GError) error = NULL;
+  TwpRelayOptions options = conn->server->options.relay;
+
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    {
+      server_connection_close (conn);
+      return;
+    }
+
+  options.is_client = FALSE;
+  options.base64 = conn->request->wants_base64;
+  conn->relay = twp_relay_new (G_IO_STREAM (conn->orport), conn->ws, NULL, conn->ws_leftover, &options);
+  twp_relay_run_async (conn->relay, conn->cancellable, relay_done_cb, conn);
+}
+
+static void
+send_upgrade (ServerConnection *conn)
+{
+  /* The handshake deadline ends here: from now on the relay's own
+   * timeouts apply. */
+  if (conn->deadline != NULL)
+    g_source_destroy (conn->deadline);
+  g_clear_pointer (&conn->deadline, g_source_unref);
+
+  /* base64 is answered only when asked for, binary otherwise; no extension
+   * is ever accepted (permessage-deflate inflates without bound). */
+  conn->response = twp_ws_server_response_accept (conn->request->key, conn->request->wants_base64);
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (conn->ws),
+                                   conn->response, strlen (conn->response),
+                                   G_PRIORITY_DEFAULT, conn->cancellable,
+                                   upgrade_written_cb, conn);
+}
+
+/* ---- plain HTTP answers ------------------------------------------------ */
+
+static void
+answer_written_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  ServerConnection *conn = user_data;
+
+  g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL);
+  server_connection_close (conn);
+}
+
+/* Sends a complete HTTP response, then closes. */
+static void
+send_answer (ServerConnection *conn,
+             char             *response,
+             gsize             length)
+{
+  g_free (conn->response);
+  conn->response = response;
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (conn->ws),
+                                   conn->response, length,
+                                   G_PRIORITY_DEFAULT, conn->cancellable,
+                                   answer_written_cb, conn);
+}
+
+static void
+send_error (ServerConnection *conn,
+            guint             status)
+{
+  char *response = twp_http_response_error (status);
+
+  send_answer (conn, response, strlen (response));
+}
+
+static const char *
+content_type_for (const char *path)
+{
+  static const struct { const char *suffix; const char *type; } types[] = {
+    { ".html", "text/html; charset=utf-8" },
+    { ".css", "text/css" },
+    { ".js", "text/javascript" },
+    { ".txt", "text/plain; charset=utf-8" },
+    { ".png", "image/png" },
+    { ".svg", "image/svg+xml" },
+    { ".ico", "image/x-icon" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (types); i++)
+    if (g_str_has_suffix (path, types[i].suffix))
+      return types[i].type;
+  return "application/octet-stream";
+}
+
+/* A port that answers like an ordinary web server does not announce a
+ * bridge: static files when configured, otherwise a plain 404. */
+static void
+answer_plain_http (ServerConnection *conn)
+{
+  TwpServer *self = conn->server;
+  const char *method = conn->request->method;
+  g_autofree char *path = NULL;
+  g_autofree char *file = NULL;
+  g_autofree char *contents = NULL;
+  g_autoptr(GBytes) body = NULL;
+  gsize length;
+  char *query;
+
+  if (g_strcmp0 (method, "GET") != 0 && g_strcmp0 (method, "HEAD") != 0)
+    {
+      send_error (conn, 405);
+      return;
+    }
+  if (self->options.static_dir == NULL)
+    {
+      send_error (conn, 404);
+      return;
+    }
+
+  path = g_uri_unescape_string (conn->request->path, "/");
+  if (path == NULL || path[0] != '/' || strstr (path, "..") != NULL)
+    {
+      send_error (conn, path == NULL ? 400 : 404);
+      return;
+    }
+  query = strchr (path, '?');
+  if (query != NULL)
+    *query = '\0';
+  file = g_build_filename (self->options.static_dir, path,
+                           g_str_has_suffix (path, "/") ? "index.html" : NULL, NULL);
+  if (!g_file_test (file, G_FILE_TEST_IS_REGULAR) ||
+      !g_file_get_contents (file, &contents, &length, NULL) || length > STATIC_FILE_MAX)
+    {
+      send_error (conn, 404);
+      return;
+    }
+  body = g_bytes_new_take (g_steal_pointer (&contents), length);
+  {
+    gsize response_length;
+    char *response = twp_http_response_ok (content_type_for (file), body,
+                                           g_strcmp0 (method, "HEAD") == 0, &response_length);
+
+    send_answer (conn, response, response_length);
+  }
+}
+
+/* ---- tor's side -------------------------------------------------------- */
+
+static void
+extorport_done_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  ServerConnection *conn = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!twp_extorport_handshake_finish (G_IO_STREAM (source), result, &error))
+    {
+      if (!g_cancellable_is_cancelled (conn->cancellable))
+        {
+          twp_log_user (TWP_LOG_WARNING, "Extended ORPort handshake failed: %s", error->message);
+          send_error (conn, 503);
+        }
+      else
+        server_connection_close (conn);
+      return;
+    }
+  send_upgrade (conn);
+}
+
+static void
+orport_connected_cb (GObject      *source,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  ServerConnection *conn = user_data;
+  TwpServer *self = conn->server;
+  g_autoptr(GError) error = NULL;
+
+  conn->orport = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
+  if (conn->orport == NULL)
+    {
+      if (!g_cancellable_is_cancelled (conn->cancellable))
+        {
+          twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: %s",
+                        self->options.ext_orport != NULL ? "Extended ORPort" : "ORPort",
+                        error->message);
+          send_error (conn, 503);
+        }
+      else
+        server_connection_close (conn);
+      return;
+    }
+  g_socket_set_option (g_socket_connection_get_socket (conn->orport), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+
+  if (self->options.ext_orport == NULL)
+    {
+      /* Plain ORPort: tor sees 127.0.0.1 and learns nothing about the
+       * client. Used only when tor has no ExtORPort. */
+      send_upgrade (conn);
+      return;
+    }
+  /* X5: the whole exchange has its own deadline; the cookie is re-read
+   * every time (S6: tor rewrites it on each start). */
+  twp_extorport_handshake_async (G_IO_STREAM (conn->orport), self->options.auth_cookie_file,
+                                 conn->client_address, TRANSPORT_NAME,
+                                 self->options.orport_timeout_ms, conn->cancellable,
+                                 extorport_done_cb, conn);
+}
+
+static gboolean
+is_trusted_proxy (TwpServer          *self,
+                  GInetSocketAddress *peer)
+{
+  GInetAddress *address = g_inet_socket_address_get_address (peer);
+
+  if (self->options.trusted_proxies == NULL)
+    return FALSE;
+  for (guint i = 0; i < self->options.trusted_proxies->len; i++)
+    if (g_inet_address_mask_matches (g_ptr_array_index (self->options.trusted_proxies, i), address))
+      return TRUE;
+  return FALSE;
+}
+
+/* USERADDR is the socket's peer, unless that peer is a reverse proxy the
+ * operator trusts: then the address that proxy reports. Anyone else's
+ * X-Forwarded-For is ignored, or any client could pick its own address. */
+static GInetSocketAddress *
+choose_client_address (ServerConnection *conn)
+{
+  g_autofree char *forwarded = NULL;
+  g_autoptr(GInetAddress) address = NULL;
+
+  if (conn->peer == NULL)
+    return NULL;
+  if (is_trusted_proxy (conn->server, conn->peer))
+    forwarded = twp_http_forwarded_for (conn->request->headers);
+  if (forwarded != NULL)
+    address = g_inet_address_new_from_string (forwarded);
+  if (address == NULL)
+    return g_object_ref (conn->peer);
+  /* Proxies report no usable port; tor needs one (X2) and uses only the
+   * address, so the proxy connection's port stands in. */
+  return G_INET_SOCKET_ADDRESS (g_inet_socket_address_new (address, g_inet_socket_address_get_port (conn->peer)));
+}
+
+static gboolean
+origin_allowed (TwpServer  *self,
+                const char *origin)
+{
+  if (self->options.allowed_origins == NULL)
+    return TRUE;
+  return origin != NULL && g_strv_contains ((const char * const *) self->options.allowed_origins, origin);
+}
+
+static gboolean
+path_matches (TwpServer  *self,
+              const char *target)
+{
+  gsize path_len = strcspn (target, "?");
+
+  return strlen (self->options.path) == path_len && strncmp (self->options.path, target, path_len) == 0;
+}
+
+static void
+handle_request (ServerConnection *conn,
+                gsize             head_len)
+{
+  TwpServer *self = conn->server;
+  g_autoptr(GError) error = NULL;
+
+  conn->request = twp_ws_server_request_parse ((const char *) conn->head->data, head_len, &error);
+  if (conn->request == NULL)
+    {
+      send_error (conn, 400);
+      return;
+    }
+
+  switch (conn->request->kind)
+    {
+    case TWP_WS_REQUEST_PLAIN_HTTP:
+      answer_plain_http (conn);
+      return;
+    case TWP_WS_REQUEST_OLD_VERSION:
+      /* RFC 6455 4.4: say which version we speak. */
+      twp_log_user (TWP_LOG_DEBUG, "refused an old WebSocket version: %s", conn->request->reason);
+      send_error (conn, 426);
+      return;
+    case TWP_WS_REQUEST_BAD:
+      send_error (conn, 400);
+      return;
+    case TWP_WS_REQUEST_UPGRADE:
+    default:
+      break;
+    }
+
+  if (!path_matches (self, conn->request->path))
+    {
+      send_error (conn, 404);
+      return;
+    }
+  if (!origin_allowed (self, conn->request->origin))
+    {
+      send_error (conn, 403);
+      return;
+    }
+
+  /* Anything the client sent after its request (it should wait for our
+   * 101, but may not) is WebSocket data. */
+  conn->ws_leftover = g_bytes_new (conn->head->data + head_len, conn->head->len - head_len);
+  conn->client_address = choose_client_address (conn);
+
+  /* tor comes first: a bridge whose tor is down answers 503 instead of
+   * accepting a WebSocket it cannot serve. */
+  conn->socket_client = g_socket_client_new ();
+  g_socket_client_set_enable_proxy (conn->socket_client, FALSE);
+  g_socket_client_set_timeout (conn->socket_client, MAX (1, self->options.orport_timeout_ms / 1000));
+  g_socket_client_connect_to_host_async (conn->socket_client,
+                                         self->options.ext_orport != NULL ? self->options.ext_orport
+                                                                          : self->options.orport,
+                                         0, conn->cancellable, orport_connected_cb, conn);
+}
+
+static void read_head (ServerConnection *conn);
+
+static void
+head_read_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  ServerConnection *conn = user_data;
+  g_autoptr(GError) error = NULL;
+  gssize n;
+  gsize head_len;
+  gsize old_len = conn->head->len - 1024;
+
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  if (n <= 0)
+    {
+      server_connection_close (conn);
+      return;
+    }
+  g_byte_array_set_size (conn->head, old_len + n);
+
+  head_len = twp_http_find_head_end (conn->head->data, conn->head->len, &error);
+  if (error != NULL)
+    {
+      send_error (conn, 400);
+      return;
+    }
+  if (head_len == 0)
+    {
+      read_head (conn);
+      return;
+    }
+  handle_request (conn, head_len);
+}
+
+static void
+read_head (ServerConnection *conn)
+{
+  gsize old_len = conn->head->len;
+
+  /* Small reads: the head is bounded by TWP_HTTP_MAX_HEAD_SIZE and what a
+   * client pipelines behind it is kept as WebSocket data. */
+  g_byte_array_set_size (conn->head, old_len + 1024);
+  g_input_stream_read_async (g_io_stream_get_input_stream (conn->ws),
+                             conn->head->data + old_len, 1024, G_PRIORITY_DEFAULT,
+                             conn->cancellable, head_read_cb, conn);
+}
+
+static void
+tls_handshake_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  ServerConnection *conn = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error))
+    {
+      server_connection_close (conn);
+      return;
+    }
+  read_head (conn);
+}
+
+static gboolean
+deadline_cb (gpointer user_data)
+{
+  ServerConnection *conn = user_data;
+
+  /* Slowloris: whoever does not finish the upgrade in time is dropped. */
+  g_clear_pointer (&conn->deadline, g_source_unref);
+  g_cancellable_cancel (conn->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+incoming_cb (GSocketService    *service,
+             GSocketConnection *connection,
+             GObject           *source_object,
+             gpointer           user_data)
+{
+  TwpServer *self = user_data;
+  ServerConnection *conn;
+
+  if (self->options.max_connections > 0 &&
+      g_hash_table_size (self->connections) >= self->options.max_connections)
+    {
+      /* Over the cap: close at once, costing nothing. */
+      g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+      return TRUE;
+    }
+
+  conn = g_new0 (ServerConnection, 1);
+  conn->server = g_object_ref (self);
+  conn->tcp = g_object_ref (connection);
+  conn->cancellable = g_cancellable_new ();
+  conn->head = g_byte_array_new ();
+  conn->peer = G_INET_SOCKET_ADDRESS (g_socket_connection_get_remote_address (connection, NULL));
+  g_socket_set_option (g_socket_connection_get_socket (connection), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+  g_hash_table_add (self->connections, conn);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CONNECTIONS]);
+
+  conn->deadline = g_timeout_source_new (self->options.handshake_timeout_ms);
+  g_source_set_static_name (conn->deadline, "[twp] handshake deadline");
+  g_source_set_callback (conn->deadline, deadline_cb, conn, NULL);
+  g_source_attach (conn->deadline, g_main_context_get_thread_default ());
+
+  if (self->options.tls_certificate != NULL)
+    {
+      g_autoptr(GError) error = NULL;
+
+      conn->ws = g_tls_server_connection_new (G_IO_STREAM (connection), self->options.tls_certificate, &error);
+      if (conn->ws == NULL)
+        {
+          twp_log_user (TWP_LOG_WARNING, "cannot start TLS: %s", error->message);
+          server_connection_close (conn);
+          return TRUE;
+        }
+      g_tls_connection_handshake_async (G_TLS_CONNECTION (conn->ws), G_PRIORITY_DEFAULT,
+                                        conn->cancellable, tls_handshake_cb, conn);
+    }
+  else
+    {
+      conn->ws = g_object_ref (G_IO_STREAM (connection));
+      read_head (conn);
+    }
+  return TRUE;
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+void
+twp_server_options_init (TwpServerOptions *options)
+{
+  memset (options, 0, sizeof *options);
+  options->path = g_strdup ("/");
+  /* Enough for a busy bridge; each connection buffers at most about
+   * 100 KiB, so the cap also bounds memory (about 1.6 GiB at worst). */
+  options->max_connections = 16384;
+  options->handshake_timeout_ms = 10 * 1000;
+  options->orport_timeout_ms = 10 * 1000;
+}
+
+void
+twp_server_options_clear (TwpServerOptions *options)
+{
+  g_clear_pointer (&options->orport, g_free);
+  g_clear_pointer (&options->ext_orport, g_free);
+  g_clear_pointer (&options->auth_cookie_file, g_free);
+  g_clear_pointer (&options->path, g_free);
+  g_clear_pointer (&options->allowed_origins, g_strfreev);
+  g_clear_object (&options->tls_certificate);
+  g_clear_pointer (&options->trusted_proxies, g_ptr_array_unref);
+  g_clear_pointer (&options->static_dir, g_free);
+}
+
+static gboolean
+parse_count (const char  *key,
+             const char  *value,
+             guint64      max,
+             guint64     *out,
+             GError     **error)
+{
+  if (!g_ascii_string_to_unsigned (value, 10, 0, max, out, NULL))
+    {
+      g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                   "%s= must be a number from 0 to %" G_GUINT64_FORMAT, key, max);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+twp_server_options_apply (TwpServerOptions  *options,
+                          TwpArgs           *args,
+                          GError           **error)
+{
+  const char *tls_cert = NULL;
+  const char *tls_key = NULL;
+  g_autoptr(GPtrArray) origins = g_ptr_array_new ();
+
+  for (guint i = 0; i < twp_args_get_length (args); i++)
+    {
+      const char *key = twp_args_get_key (args, i);
+      const char *value = twp_args_get_value (args, i);
+      guint64 number;
+
+      if (g_str_equal (key, "path"))
+        {
+          if (value[0] != '/' || strpbrk (value, "?# \t") != NULL)
+            {
+              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                           "path= must start with / and hold no query");
+              return FALSE;
+            }
+          g_free (options->path);
+          options->path = g_strdup (value);
+        }
+      else if (g_str_equal (key, "origin"))
+        g_ptr_array_add (origins, (gpointer) value);
+      else if (g_str_equal (key, "tls-cert"))
+        tls_cert = value;
+      else if (g_str_equal (key, "tls-key"))
+        tls_key = value;
+      else if (g_str_equal (key, "trusted-proxy"))
+        {
+          g_autoptr(GInetAddressMask) mask = NULL;
+
+          mask = g_inet_address_mask_new_from_string (value, NULL);
+          if (mask == NULL)
+            {
+              g_autoptr(GInetAddress) address = g_inet_address_new_from_string (value);
+
+              if (address != NULL)
+                mask = g_inet_address_mask_new (address, g_inet_address_get_native_size (address) * 8, NULL);
+            }
+          if (mask == NULL)
+            {
+              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                           "trusted-proxy= must be an IP address or ADDRESS/BITS");
+              return FALSE;
+            }
+          if (options->trusted_proxies == NULL)
+            options->trusted_proxies = g_ptr_array_new_with_free_func (g_object_unref);
+          g_ptr_array_add (options->trusted_proxies, g_steal_pointer (&mask));
+        }
+      else if (g_str_equal (key, "max-connections"))
+        {
+          if (!parse_count (key, value, G_MAXINT, &number, error))
+            return FALSE;
+          options->max_connections = number;
+        }
+      else if (g_str_equal (key, "handshake-timeout"))
+        {
+          if (!parse_count (key, value, 3600, &number, error))
+            return FALSE;
+          if (number == 0)
+            {
+              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                           "handshake-timeout= must be at least 1");
+              return FALSE;
+            }
+          options->handshake_timeout_ms = number * 1000;
+        }
+      else if (g_str_equal (key, "idle-timeout"))
+        {
+          if (!parse_count (key, value, 86400, &number, error))
+            return FALSE;
+          options->relay.idle_timeout_seconds = number;
+        }
+      else if (g_str_equal (key, "keepalive"))
+        {
+          if (!parse_count (key, value, 86400, &number, error))
+            return FALSE;
+          options->relay.keepalive_seconds = number;
+        }
+      else if (g_str_equal (key, "max-message-size"))
+        {
+          if (!parse_count (key, value, 64 * 1024 * 1024, &number, error))
+            return FALSE;
+          if (number < 21848)
+            {
+              /* The proposal's later revision: every endpoint takes 16,384
+               * bytes of binary (21,848 characters of base64). */
+              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                           "max-message-size= must be at least 21848");
+              return FALSE;
+            }
+          options->relay.max_message_size = number;
+        }
+      else if (g_str_equal (key, "static-dir"))
+        {
+          if (!g_file_test (value, G_FILE_TEST_IS_DIR))
+            {
+              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                           "static-dir= is not a directory");
+              return FALSE;
+            }
+          g_free (options->static_dir);
+          options->static_dir = g_strdup (value);
+        }
+      else
+        {
+          g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                       "unknown option \"%s\"", key);
+          return FALSE;
+        }
+    }
+
+  if (origins->len > 0)
+    {
+      g_ptr_array_add (origins, NULL);
+      g_strfreev (options->allowed_origins);
+      options->allowed_origins = g_strdupv ((char **) origins->pdata);
+    }
+  if ((tls_cert == NULL) != (tls_key == NULL))
+    {
+      g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                   "tls-cert= and tls-key= go together");
+      return FALSE;
+    }
+  if (tls_cert != NULL)
+    {
+      g_autoptr(GError) local_error = NULL;
+      GTlsCertificate *certificate = g_tls_certificate_new_from_files (tls_cert, tls_key, &local_error);
+
+      if (certificate == NULL)
+        {
+          g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                       "cannot load tls-cert=/tls-key=: %s", local_error->message);
+          return FALSE;
+        }
+      g_clear_object (&options->tls_certificate);
+      options->tls_certificate = certificate;
+    }
+  return TRUE;
+}
+
+/* ---- object ------------------------------------------------------------ */
+
+static void
+twp_server_dispose (GObject *object)
+{
+  TwpServer *self = TWP_SERVER (object);
+
+  twp_server_stop (self);
+  g_clear_object (&self->service);
+
+  G_OBJECT_CLASS (twp_server_parent_class)->dispose (object);
+}
+
+static void
+twp_server_finalize (GObject *object)
+{
+  TwpServer *self = TWP_SERVER (object);
+
+  g_assert (g_hash_table_size (self->connections) == 0);
+  g_hash_table_unref (self->connections);
+  twp_server_options_clear (&self->options);
+
+  G_OBJECT_CLASS (twp_server_parent_class)->finalize (object);
+}
+
+static void
+twp_server_get_property (GObject    *object,
+                         guint       prop_id,
+                         GValue     *value,
+                         GParamSpec *pspec)
+{
+  TwpServer *self = TWP_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_N_CONNECTIONS:
+      g_value_set_uint (value, g_hash_table_size (self->connections));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+twp_server_class_init (TwpServerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = twp_server_dispose;
+  object_class->finalize = twp_server_finalize;
+  object_class->get_property = twp_server_get_property;
+
+  properties[PROP_N_CONNECTIONS] =
+    g_param_spec_uint ("n-connections", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+twp_server_init (TwpServer *self)
+{
+  self->connections = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) server_connection_free, NULL);
+}
+
+TwpServer *
+twp_server_new (TwpServerOptions *options)
+{
+  TwpServer *self;
+
+  g_return_val_if_fail (options != NULL, NULL);
+  g_return_val_if_fail (options->orport != NULL || options->ext_orport != NULL, NULL);
+
+  self = g_object_new (TWP_TYPE_SERVER, NULL);
+  self->options = *options;
+  memset (options, 0, sizeof *options);
+
+  self->service = g_socket_service_new ();
+  g_signal_connect_object (self->service, "incoming", G_CALLBACK (incoming_cb), self, 0);
+  return self;
+}
+
+GInetSocketAddress *
+twp_server_listen (TwpServer     *self,
+                   GInetAddress  *address,
+                   guint16        port,
+                   GError       **error)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GSocketAddress) requested = NULL;
+
+  g_return_val_if_fail (TWP_IS_SERVER (self), NULL);
+  g_return_val_if_fail (G_IS_INET_ADDRESS (address), NULL);
+
+  /* K7: tor pins the port we reported last time; SO_REUSEADDR lets a
+   * restarted transport bind it again at once. */
+  socket = g_socket_new (g_inet_address_get_family (address), G_SOCKET_TYPE_STREAM,
+                         G_SOCKET_PROTOCOL_TCP, error);
+  if (socket == NULL)
+    return NULL;
+  g_socket_set_option (socket, SOL_SOCKET, SO_REUSEADDR, 1, NULL);
+  requested = g_inet_socket_address_new (address, port);
+  if (!g_socket_bind (socket, requested, TRUE, error) ||
+      !g_socket_listen (socket, error) ||
+      !g_socket_listener_add_socket (G_SOCKET_LISTENER (self->service), socket, NULL, error))
+    return NULL;
+  g_socket_service_start (self->service);
+  return G_INET_SOCKET_ADDRESS (g_socket_get_local_address (socket, error));
+}
+
+guint
+twp_server_get_n_connections (TwpServer *self)
+{
+  g_return_val_if_fail (TWP_IS_SERVER (self), 0);
+  return g_hash_table_size (self->connections);
+}
+
+guint64
+twp_server_get_bytes_from_ws (TwpServer *self)
+{
+  GHashTableIter iter;
+  ServerConnection *conn;
+  guint64 total;
+
+  g_return_val_if_fail (TWP_IS_SERVER (self), 0);
+
+  total = self->bytes_from_ws_done;
+  g_hash_table_iter_init (&iter, self->connections);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &conn, NULL))
+    if (conn->relay != NULL)
+      total += twp_relay_get_bytes_from_ws (conn->relay);
+  return total;
+}
+
+guint64
+twp_server_get_bytes_to_ws (TwpServer *self)
+{
+  GHashTableIter iter;
+  ServerConnection *conn;
+  guint64 total;
+
+  g_return_val_if_fail (TWP_IS_SERVER (self), 0);
+
+  total = self->bytes_to_ws_done;
+  g_hash_table_iter_init (&iter, self->connections);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &conn, NULL))
+    if (conn->relay != NULL)
+      total += twp_relay_get_bytes_to_ws (conn->relay);
+  return total;
+}
+
+void
+twp_server_stop_accepting (TwpServer *self)
+{
+  g_return_if_fail (TWP_IS_SERVER (self));
+
+  if (self->service != NULL)
+    {
+      g_socket_service_stop (self->service);
+      g_socket_listener_close (G_SOCKET_LISTENER (self->service));
+    }
+}
+
+void
+twp_server_stop (TwpServer *self)
+{
+  GHashTableIter iter;
+  ServerConnection *conn;
+
+  g_return_if_fail (TWP_IS_SERVER (self));
+
+  twp_server_stop_accepting (self);
+  g_hash_table_iter_init (&iter, self->connections);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &conn, NULL))
+    g_cancellable_cancel (conn->cancellable);
+}
