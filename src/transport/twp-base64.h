@@ -40,7 +40,9 @@ void twp_base64_decoder_init (TwpBase64Decoder *decoder);
 
 /* Decodes the next @len characters of the current message into @out (room
  * for TWP_BASE64_DECODED_MAX (len)), carrying incomplete quanta over to the
- * next call. Strict alphabet (RFC 4648 section 4), no whitespace. */
+ * next call. Strict alphabet (RFC 4648 section 4), no whitespace; non-zero
+ * trailing bits before padding are accepted (as Go's StdEncoding does).
+ * After an error the message is lost: call twp_base64_decoder_init(). */
 gboolean twp_base64_decoder_feed (TwpBase64Decoder  *decoder,
                                   const guint8      *in,
                                   gsize              len,

@@ -54,7 +54,9 @@ guint twp_ws_mask (guint8       *data,
 
 /* Writes a whole close frame (status + reason, reason truncated to fit 125
  * bytes) into @out (at least TWP_WS_MAX_HEADER_SIZE + 125 bytes); returns
- * its length. */
+ * its length. The reason (NULL for none) is cut to 123 bytes at a UTF-8
+ * character boundary and dropped if it is not UTF-8; code 1005 ("no
+ * status") writes an empty payload. */
 gsize twp_ws_frame_write_close (guint8       *out,
                                 guint16       code,
                                 const char   *reason,
@@ -73,13 +75,18 @@ typedef struct {
   /* DATA, MESSAGE_END: TEXT or BINARY (the message's opcode, also for
    * continuation frames). CONTROL: CLOSE, PING or PONG. */
   TwpWsOpcode opcode;
-  /* DATA: these are the first bytes of a new message. */
+  /* DATA: these are the first bytes of a new message. Empty frames produce
+   * no DATA, so this is set on the first non-empty frame of the message; a
+   * message without any payload produces MESSAGE_END alone. */
   gboolean message_start;
   /* DATA: unmasked bytes inside the caller's buffer. CONTROL: the whole
    * payload, copied into the parser (valid until the next feed). */
   const guint8 *data;
   gsize len;
-  /* ERROR: the close status to send (1002, 1007, 1009) and why. */
+  /* ERROR: the close status to send (1002, 1007, 1009) and why.
+   * CONTROL with opcode CLOSE: the (validated) status the peer sent, 1005
+   * when its payload was empty; the reason is in data + 2 (not
+   * NUL-terminated), see twp_ws_parse_close_payload(). */
   guint16 close_code;
   const char *reason;
 } TwpWsEvent;
@@ -109,6 +116,8 @@ typedef struct {
   gsize control_len;
 
   gboolean failed;
+  guint16 error_code;        /* repeated by every feed after ERROR */
+  const char *error_reason;
 } TwpWsParser;
 
 /* @expect_masked: TRUE on the server (client frames MUST be masked), FALSE
@@ -122,7 +131,15 @@ void twp_ws_parser_init (TwpWsParser *parser,
 /* Parses from @buf (unmasking payload in place) and describes the next
  * event in @event. Returns the number of bytes of @buf consumed; call again
  * with the rest until the event is NEED_MORE. After ERROR every call
- * returns ERROR again. */
+ * returns ERROR again.
+ * A DATA event may consume the last bytes of @buf while its frame was
+ * final: the MESSAGE_END follows from the next call, even with len 0.
+ * The UTF-8 of TEXT messages is NOT validated here: text is only used for
+ * the base64 subprotocol, whose decoder rejects every byte outside the
+ * base64 alphabet, which is stricter. A CLOSE frame's payload is validated
+ * (1002 for a bad code or a 1-byte payload, 1007 for a reason that is not
+ * UTF-8). Frames after a CLOSE are still parsed; ignoring them is up to
+ * the caller. */
 gsize twp_ws_parser_feed (TwpWsParser *parser,
                           guint8      *buf,
                           gsize        len,
