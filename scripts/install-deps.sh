@@ -10,7 +10,13 @@ packages=(
   gcc clang libclang-rt-14-dev meson ninja-build pkg-config
   libglib2.0-dev libglib2.0-dev-bin libsoup-3.0-dev glib-networking
   # tests
-  openssl socat python3 tor xxd procps
+  openssl socat python3 xxd procps
+  # real tor network (suite tor)
+  tor
+  # browser, reverse proxy, other WebSocket implementations
+  # benchmarks
+  # D-Bus
+  # GTK status app
 )
 
 missing=()
@@ -20,8 +26,19 @@ for p in "${packages[@]}"; do
   fi
 done
 
+install_npm() {
+  # npm packages for the browser and ws tests, pinned by the lock file.
+  local dir=tests/js
+  [ -f "$dir/package.json" ] || return 0
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$dir/node_modules"
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  install_npm
   exit 0
 fi
 
@@ -53,3 +70,4 @@ if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/d
   $SUDO apt-get update -q
 fi
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_npm

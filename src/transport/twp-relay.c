@@ -644,10 +644,8 @@ tcp_write_cb (GObject      *source,
 
   if (self->down_stopped || self->peer_closed)
     check_done (self);
-  else if (self->down_pos < self->down_len)
-    down_process (self);
   else
-    down_read_next (self);
+    down_process (self);
 }
 
 static void
@@ -673,7 +671,7 @@ handle_control (TwpRelay         *self,
       break;
 
     case TWP_WS_OPCODE_CLOSE:
-      self->peer_close_code = twp_ws_parse_close_payload (event->data, event->len, NULL, NULL);
+      self->peer_close_code = event->close_code;
       self->peer_closed = TRUE;
       if (self->peer_close_code != TWP_WS_CLOSE_NORMAL &&
           self->peer_close_code != TWP_WS_CLOSE_GOING_AWAY &&
@@ -701,7 +699,9 @@ down_process (TwpRelay *self)
   gsize out_used = 0;
   gsize total = 0;
 
-  while (self->down_pos < self->down_len && !self->peer_closed && n_vectors < MAX_VECTORS)
+  /* Runs until the parser needs more input, even once every byte is
+   * consumed: the end of a message is reported after its last data. */
+  while (!self->peer_closed && n_vectors < MAX_VECTORS)
     {
       TwpWsEvent event;
       gsize consumed;
@@ -802,8 +802,6 @@ down_process (TwpRelay *self)
 
   if (self->peer_closed)
     check_done (self);
-  else if (self->down_pos < self->down_len)
-    down_process (self);
   else
     down_read_next (self);
 }

@@ -366,8 +366,13 @@ choose_client_address (ServerConnection *conn)
 
   if (conn->peer == NULL)
     return NULL;
+  /* Only the header the proxy itself writes counts: nginx appends to
+   * X-Forwarded-For but passes a client's own Forwarded header through. */
   if (is_trusted_proxy (conn->server, conn->peer))
-    forwarded = twp_http_forwarded_for (conn->request->headers);
+    forwarded = twp_http_forwarded_for_from (conn->request->headers,
+                                             conn->server->options.trust_rfc7239
+                                             ? TWP_HTTP_FORWARDED_RFC7239
+                                             : TWP_HTTP_FORWARDED_X_FORWARDED_FOR);
   if (forwarded != NULL)
     address = g_inet_address_new_from_string (forwarded);
   if (address == NULL)
@@ -679,6 +684,19 @@ twp_server_options_apply (TwpServerOptions  *options,
           if (options->trusted_proxies == NULL)
             options->trusted_proxies = g_ptr_array_new_with_free_func (g_object_unref);
           g_ptr_array_add (options->trusted_proxies, g_steal_pointer (&mask));
+        }
+      else if (g_str_equal (key, "trusted-proxy-header"))
+        {
+          if (g_ascii_strcasecmp (value, "x-forwarded-for") == 0)
+            options->trust_rfc7239 = FALSE;
+          else if (g_ascii_strcasecmp (value, "forwarded") == 0)
+            options->trust_rfc7239 = TRUE;
+          else
+            {
+              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                           "trusted-proxy-header= must be x-forwarded-for or forwarded");
+              return FALSE;
+            }
         }
       else if (g_str_equal (key, "max-connections"))
         {

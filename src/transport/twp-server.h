@@ -27,6 +27,7 @@ typedef struct {
   char **allowed_origins;        /* NULL: any Origin (or none) */
   GTlsCertificate *tls_certificate; /* NULL: plain ws:// */
   GPtrArray *trusted_proxies;    /* GInetAddressMask*: peers whose Forwarded/X-Forwarded-For is believed */
+  gboolean trust_rfc7239;        /* read Forwarded: for= instead of X-Forwarded-For */
   char *static_dir;              /* optional files served to plain HTTP requests */
   guint max_connections;         /* 0: unlimited */
   guint handshake_timeout_ms;    /* slowloris bound on the HTTP upgrade */
@@ -39,7 +40,7 @@ void     twp_server_options_init  (TwpServerOptions *options);
 void     twp_server_options_clear (TwpServerOptions *options);
 /* Applies the transport's options from tor (ServerTransportOptions) or the
  * command line: path, origin, tls-cert, tls-key, trusted-proxy,
- * max-connections, handshake-timeout, idle-timeout, keepalive,
+ * trusted-proxy-header, max-connections, handshake-timeout, idle-timeout, keepalive,
  * max-message-size, static-dir. Unknown keys are errors. */
 gboolean twp_server_options_apply (TwpServerOptions  *options,
                                    TwpArgs           *args,
