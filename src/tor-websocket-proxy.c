@@ -61,6 +61,7 @@ typedef struct {
   GMainLoop *loop;
   TwpPtOutput *output;
   TwpPtLogSeverity log_threshold;
+  guint tor_log_sink_id;
   TwpClient *client_role;
   TwpServer *server_role;
   guint sigint_count;
@@ -381,7 +382,7 @@ run_client_managed (App *app)
       n_methods++;
     }
   twp_pt_output_cmethods_done (app->output);
-  twp_log_set_sink (tor_log_sink, app);
+  app->tor_log_sink_id = twp_log_add_sink (tor_log_sink, app);
 
   if (n_methods == 0)
     return EXIT_FAILURE;
@@ -579,7 +580,7 @@ run_server_managed (App *app)
       n_methods++;
     }
   twp_pt_output_smethods_done (app->output);
-  twp_log_set_sink (tor_log_sink, app);
+  app->tor_log_sink_id = twp_log_add_sink (tor_log_sink, app);
 
   if (n_methods == 0)
     return EXIT_FAILURE;
@@ -739,7 +740,8 @@ main (int    argc,
   else
     status = app.managed ? run_server_managed (&app) : run_server_unmanaged (&app);
 
-  twp_log_set_sink (NULL, NULL);
+  if (app.tor_log_sink_id != 0)
+    twp_log_remove_sink (app.tor_log_sink_id);
   if (app.client_role != NULL)
     twp_client_stop (app.client_role);
   if (app.server_role != NULL)

@@ -19,14 +19,25 @@ struct _TwpClient
   GSocketService *service;
   GHashTable *connections;       /* ClientConnection* set */
   TwpClientOptions options;      /* with references to its objects */
+  GListStore *bridges;           /* TwpBridge, in order of first use */
+  GHashTable *bridges_by_key;    /* key -> TwpBridge (borrowed from the store) */
+  char *last_failure_details;
 
   TwpFrameMode frame_mode;
+  TwpTransportState state;
+  gboolean listening;
+  gint64 last_failure_time;
+  TwpFailureReason last_failure_reason;
 };
 
 enum {
   PROP_0,
   PROP_FRAME_MODE,
   PROP_N_CONNECTIONS,
+  PROP_STATE,
+  PROP_LAST_FAILURE_TIME,
+  PROP_LAST_FAILURE_REASON,
+  PROP_LAST_FAILURE_DETAILS,
   N_PROPS
 };
 
@@ -43,6 +54,7 @@ typedef struct {
   TwpSocksRequest *request;
   GBytes *tcp_leftover;
   TwpBridgeConfig *config;
+  TwpBridge *bridge;
   TwpDial *dial;
   TwpRelay *relay;
   gboolean base64;
@@ -61,6 +73,7 @@ client_connection_free (ClientConnection *conn)
   g_clear_object (&conn->dial);
   g_clear_object (&conn->relay);
   g_clear_pointer (&conn->config, twp_bridge_config_free);
+  g_clear_object (&conn->bridge);
   g_clear_object (&conn->client);
   g_free (conn);
 }
@@ -90,6 +103,7 @@ relay_done_cb (GObject      *source,
   if (!twp_relay_run_finish (TWP_RELAY (source), result, &error) &&
       !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     twp_log_user (TWP_LOG_INFO, "connection to bridge ended: %s", error->message);
+  twp_bridge_tunnel_closed (conn->bridge, conn->relay, error);
   client_connection_close (conn);
 }
 
@@ -103,6 +117,7 @@ start_relay (ClientConnection *conn,
   options.is_client = TRUE;
   options.base64 = conn->base64;
   conn->relay = twp_relay_new (G_IO_STREAM (conn->tcp), ws, conn->tcp_leftover, ws_leftover, &options);
+  twp_bridge_tunnel_opened (conn->bridge, conn->relay);
   twp_relay_run_async (conn->relay, conn->cancellable, relay_done_cb, conn);
 }
 
@@ -202,17 +217,20 @@ dial_done_cb (GObject      *source,
       if (g_cancellable_is_cancelled (conn->cancellable) &&
           !g_error_matches (error, TWP_DIAL_ERROR, TWP_DIAL_ERROR_TIMED_OUT))
         {
+          twp_bridge_attempt_cancelled (conn->bridge, conn->dial);
           client_connection_close (conn);
           return;
         }
       url = g_uri_to_string (conn->config->uri);
       twp_log_user (TWP_LOG_WARNING, "cannot open WebSocket to bridge %s: %s",
                     twp_log_redact (url), error->message);
+      twp_bridge_attempt_failed (conn->bridge, conn->dial, error);
       send_reply (conn, reply_for_dial_error (error), NULL, NULL);
       return;
     }
 
   twp_log_user (TWP_LOG_DEBUG, "WebSocket open (%s frames)", conn->base64 ? "base64" : "binary");
+  twp_bridge_attempt_succeeded (conn->bridge, conn->dial);
   /* C13: tor hears success only now, when the tunnel really works. */
   send_reply (conn, TWP_SOCKS_REPLY_SUCCEEDED, ws, leftover);
 }
@@ -269,6 +287,119 @@ validate_args_cb (const char  *args,
   return config != NULL;
 }
 
+/* ---- bridges and state ------------------------------------------------ */
+
+static void
+set_last_failure (TwpClient        *self,
+                  TwpFailureReason  reason,
+                  const char       *details)
+{
+  self->last_failure_time = g_get_real_time () / G_USEC_PER_SEC;
+  self->last_failure_reason = reason;
+  g_free (self->last_failure_details);
+  self->last_failure_details = g_strdup (details);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_FAILURE_TIME]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_FAILURE_REASON]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_FAILURE_DETAILS]);
+}
+
+static void
+update_state (TwpClient *self)
+{
+  TwpTransportState state = TWP_TRANSPORT_STATE_STARTING;
+  guint n_connected = 0, n_connecting = 0, n_failing = 0;
+  guint n_bridges = g_list_model_get_n_items (G_LIST_MODEL (self->bridges));
+
+  for (guint i = 0; i < n_bridges; i++)
+    {
+      g_autoptr(TwpBridge) bridge = g_list_model_get_item (G_LIST_MODEL (self->bridges), i);
+
+      switch (twp_bridge_get_state (bridge))
+        {
+        case TWP_BRIDGE_STATE_CONNECTED:
+          n_connected++;
+          break;
+        case TWP_BRIDGE_STATE_CONNECTING:
+          n_connecting++;
+          break;
+        case TWP_BRIDGE_STATE_FAILING:
+          n_failing++;
+          break;
+        case TWP_BRIDGE_STATE_IDLE:
+        case TWP_BRIDGE_STATE_UNKNOWN:
+        default:
+          break;
+        }
+    }
+
+  if (self->listening)
+    {
+      if (n_connected > 0)
+        state = n_failing > 0 ? TWP_TRANSPORT_STATE_DEGRADED : TWP_TRANSPORT_STATE_CONNECTED;
+      else if (n_connecting > 0)
+        state = TWP_TRANSPORT_STATE_CONNECTING;
+      else if (n_failing > 0)
+        state = TWP_TRANSPORT_STATE_FAILING;
+      else
+        state = TWP_TRANSPORT_STATE_READY;
+    }
+
+  if (state == self->state)
+    return;
+  self->state = state;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+}
+
+static void
+bridge_state_cb (TwpBridge  *bridge,
+                 GParamSpec *pspec,
+                 gpointer    user_data)
+{
+  update_state (TWP_CLIENT (user_data));
+}
+
+static void
+bridge_failure_cb (TwpBridge  *bridge,
+                   GParamSpec *pspec,
+                   gpointer    user_data)
+{
+  set_last_failure (TWP_CLIENT (user_data), twp_bridge_get_last_failure_reason (bridge),
+                    twp_bridge_get_last_failure_details (bridge));
+}
+
+/* One object per distinct bridge line: the same arguments to the same
+ * address are the same bridge. */
+static TwpBridge *
+lookup_bridge (TwpClient  *self,
+               TwpArgs    *args,
+               const char *host,
+               guint16     port)
+{
+  g_autoptr(GString) key = g_string_new (NULL);
+  g_autoptr(TwpBridge) bridge = NULL;
+  g_autoptr(GError) error = NULL;
+  TwpBridgeConfig *config;
+  TwpBridge *existing;
+
+  g_string_append_printf (key, "%s %u", host, port);
+  for (guint i = 0; i < twp_args_get_length (args); i++)
+    g_string_append_printf (key, " %s=%s", twp_args_get_key (args, i), twp_args_get_value (args, i));
+
+  existing = g_hash_table_lookup (self->bridges_by_key, key->str);
+  if (existing != NULL)
+    return existing;
+
+  /* Validated already: this cannot fail. */
+  config = twp_bridge_config_new (args, host, port, &error);
+  g_assert (config != NULL);
+  bridge = twp_bridge_new (key->str, config, self->frame_mode);
+  g_signal_connect_object (bridge, "notify::state", G_CALLBACK (bridge_state_cb), self, 0);
+  g_signal_connect_object (bridge, "notify::last-failure-time", G_CALLBACK (bridge_failure_cb), self, 0);
+  g_hash_table_insert (self->bridges_by_key, g_strdup (key->str), bridge);
+  g_list_store_append (self->bridges, bridge);
+  return bridge;
+}
+
 static void
 handshake_done_cb (GObject      *source,
                    GAsyncResult *result,
@@ -301,14 +432,15 @@ handshake_done_cb (GObject      *source,
   if (conn->config == NULL)
     {
       twp_log_user (TWP_LOG_WARNING, "bad bridge line arguments: %s", error->message);
+      set_last_failure (self, TWP_FAILURE_BAD_ARGUMENTS, error->message);
       send_reply (conn, TWP_SOCKS_REPLY_NOT_ALLOWED, NULL, NULL);
       return;
     }
 
-  conn->base64 = conn->config->mode_pinned
-                 ? conn->config->mode == TWP_FRAME_MODE_BASE64
-                 : self->frame_mode == TWP_FRAME_MODE_BASE64;
+  conn->bridge = g_object_ref (lookup_bridge (self, args, conn->request->host, conn->request->port));
+  conn->base64 = twp_bridge_get_frame_mode (conn->bridge) == TWP_FRAME_MODE_BASE64;
   conn->dial = twp_dial_new (conn->config, conn->base64, &self->options.dial);
+  twp_bridge_attempt_started (conn->bridge, conn->dial);
   twp_dial_run_async (conn->dial, conn->cancellable, dial_done_cb, conn);
 }
 
@@ -356,6 +488,8 @@ twp_client_dispose (GObject *object)
   g_clear_object (&self->options.dial.bind_v6);
   g_clear_pointer (&self->options.dial.proxy, twp_proxy_config_free);
   g_clear_pointer (&self->options.default_args, twp_args_free);
+  g_clear_pointer (&self->bridges_by_key, g_hash_table_unref);
+  g_clear_object (&self->bridges);
 
   G_OBJECT_CLASS (twp_client_parent_class)->dispose (object);
 }
@@ -367,6 +501,7 @@ twp_client_finalize (GObject *object)
 
   g_assert (g_hash_table_size (self->connections) == 0);
   g_hash_table_unref (self->connections);
+  g_free (self->last_failure_details);
 
   G_OBJECT_CLASS (twp_client_parent_class)->finalize (object);
 }
@@ -386,6 +521,18 @@ twp_client_get_property (GObject    *object,
       break;
     case PROP_N_CONNECTIONS:
       g_value_set_uint (value, g_hash_table_size (self->connections));
+      break;
+    case PROP_STATE:
+      g_value_set_int (value, self->state);
+      break;
+    case PROP_LAST_FAILURE_TIME:
+      g_value_set_int64 (value, self->last_failure_time);
+      break;
+    case PROP_LAST_FAILURE_REASON:
+      g_value_set_int (value, self->last_failure_reason);
+      break;
+    case PROP_LAST_FAILURE_DETAILS:
+      g_value_set_string (value, self->last_failure_details);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -427,6 +574,18 @@ twp_client_class_init (TwpClientClass *klass)
   properties[PROP_N_CONNECTIONS] =
     g_param_spec_uint ("n-connections", NULL, NULL, 0, G_MAXUINT, 0,
                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  properties[PROP_STATE] =
+    g_param_spec_int ("state", NULL, NULL, 0, G_MAXINT, TWP_TRANSPORT_STATE_STARTING,
+                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  properties[PROP_LAST_FAILURE_TIME] =
+    g_param_spec_int64 ("last-failure-time", NULL, NULL, 0, G_MAXINT64, 0,
+                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  properties[PROP_LAST_FAILURE_REASON] =
+    g_param_spec_int ("last-failure-reason", NULL, NULL, 0, G_MAXINT, 0,
+                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  properties[PROP_LAST_FAILURE_DETAILS] =
+    g_param_spec_string ("last-failure-details", NULL, NULL, NULL,
+                         G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -434,6 +593,9 @@ static void
 twp_client_init (TwpClient *self)
 {
   self->connections = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) client_connection_free, NULL);
+  self->bridges = g_list_store_new (TWP_TYPE_BRIDGE);
+  self->bridges_by_key = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->state = TWP_TRANSPORT_STATE_STARTING;
 }
 
 TwpClient *
@@ -494,6 +656,8 @@ twp_client_listen (TwpClient     *self,
                                       NULL, &effective, error))
     return NULL;
   g_socket_service_start (self->service);
+  self->listening = TRUE;
+  update_state (self);
   return G_INET_SOCKET_ADDRESS (g_steal_pointer (&effective));
 }
 
@@ -515,6 +679,12 @@ twp_client_set_frame_mode (TwpClient    *self,
     return;
   /* Applies to connections opened from now on; open ones keep theirs. */
   self->frame_mode = mode;
+  for (guint i = 0; i < g_list_model_get_n_items (G_LIST_MODEL (self->bridges)); i++)
+    {
+      g_autoptr(TwpBridge) bridge = g_list_model_get_item (G_LIST_MODEL (self->bridges), i);
+
+      twp_bridge_set_default_mode (bridge, mode);
+    }
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FRAME_MODE]);
 }
 
@@ -533,6 +703,12 @@ twp_client_stop (TwpClient *self)
 
   g_return_if_fail (TWP_IS_CLIENT (self));
 
+  if (self->listening)
+    {
+      self->listening = FALSE;
+      self->state = TWP_TRANSPORT_STATE_STOPPING;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+    }
   if (self->service != NULL)
     {
       g_socket_service_stop (self->service);
@@ -543,4 +719,121 @@ twp_client_stop (TwpClient *self)
   g_hash_table_iter_init (&iter, self->connections);
   while (g_hash_table_iter_next (&iter, (gpointer *) &conn, NULL))
     g_cancellable_cancel (conn->cancellable);
+}
+
+TwpTransportState
+twp_client_get_state (TwpClient *self)
+{
+  g_return_val_if_fail (TWP_IS_CLIENT (self), TWP_TRANSPORT_STATE_UNKNOWN);
+  return self->state;
+}
+
+GListModel *
+twp_client_get_bridges (TwpClient *self)
+{
+  g_return_val_if_fail (TWP_IS_CLIENT (self), NULL);
+  return G_LIST_MODEL (self->bridges);
+}
+
+gint64
+twp_client_get_last_failure_time (TwpClient *self)
+{
+  g_return_val_if_fail (TWP_IS_CLIENT (self), 0);
+  return self->last_failure_time;
+}
+
+TwpFailureReason
+twp_client_get_last_failure_reason (TwpClient *self)
+{
+  g_return_val_if_fail (TWP_IS_CLIENT (self), TWP_FAILURE_NONE);
+  return self->last_failure_reason;
+}
+
+const char *
+twp_client_get_last_failure_details (TwpClient *self)
+{
+  g_return_val_if_fail (TWP_IS_CLIENT (self), NULL);
+  return self->last_failure_details;
+}
+
+/* ---- bridge test ------------------------------------------------------- */
+
+typedef struct {
+  TwpDial *dial;
+  TwpDialOptions options;
+} TestData;
+
+static void
+test_data_free (TestData *data)
+{
+  g_clear_object (&data->dial);
+  g_free (data);
+}
+
+static void
+test_dial_done_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GIOStream) stream = NULL;
+
+  stream = twp_dial_run_finish (TWP_DIAL (source), result, NULL, &error);
+  if (stream == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  /* A test carries no tor traffic: close at once. */
+  g_io_stream_close_async (stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+twp_client_test_bridge_async (TwpClient           *self,
+                              TwpBridge           *bridge,
+                              guint                timeout_ms,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  TestData *data;
+
+  g_return_if_fail (TWP_IS_CLIENT (self));
+  g_return_if_fail (TWP_IS_BRIDGE (bridge));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, twp_client_test_bridge_async);
+  g_task_set_name (task, "[twp] bridge test");
+
+  data = g_new0 (TestData, 1);
+  data->options = self->options.dial;
+  data->options.timeout_ms = timeout_ms;
+  /* The bridge (and its configuration) outlives the test: the task holds
+   * a reference through its task data. */
+  data->dial = twp_dial_new (twp_bridge_get_config (bridge),
+                             twp_bridge_get_frame_mode (bridge) == TWP_FRAME_MODE_BASE64,
+                             &data->options);
+  g_object_set_data_full (G_OBJECT (data->dial), "twp-bridge", g_object_ref (bridge), g_object_unref);
+  g_task_set_task_data (task, data, (GDestroyNotify) test_data_free);
+  twp_dial_run_async (data->dial, cancellable, test_dial_done_cb, g_steal_pointer (&task));
+}
+
+gboolean
+twp_client_test_bridge_finish (TwpClient     *self,
+                               GAsyncResult  *result,
+                               TwpDialPhase  *failed_phase,
+                               GError       **error)
+{
+  TestData *data;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == twp_client_test_bridge_async, FALSE);
+
+  data = g_task_get_task_data (G_TASK (result));
+  if (failed_phase != NULL)
+    *failed_phase = twp_dial_get_phase (data->dial);
+  return g_task_propagate_boolean (G_TASK (result), error);
 }

@@ -6,9 +6,11 @@
 #include <gio/gio.h>
 
 #include "twp-args.h"
+#include "twp-bridge.h"
 #include "twp-bridge-config.h"
 #include "twp-dial.h"
 #include "twp-relay.h"
+#include "twp-transport-state.h"
 
 G_BEGIN_DECLS
 
@@ -34,6 +36,28 @@ TwpFrameMode  twp_client_get_frame_mode  (TwpClient    *self);
 void          twp_client_set_frame_mode  (TwpClient    *self,
                                           TwpFrameMode  mode);
 guint         twp_client_get_n_connections (TwpClient  *self);
+TwpTransportState twp_client_get_state   (TwpClient    *self);
+/* The bridges tor asked for so far (TwpBridge), in order of first use;
+ * watch items-changed for new ones. */
+GListModel   *twp_client_get_bridges     (TwpClient    *self);
+/* The most recent failure of any bridge (unix seconds, 0: none). */
+gint64        twp_client_get_last_failure_time (TwpClient *self);
+TwpFailureReason twp_client_get_last_failure_reason (TwpClient *self);
+const char   *twp_client_get_last_failure_details (TwpClient *self);
+
+/* Opens a WebSocket to @bridge (DNS, TCP, proxy, TLS, upgrade) and closes
+ * it again, carrying no tor traffic; bounded by @timeout_ms. On failure
+ * @failed_phase says where it stopped. */
+void          twp_client_test_bridge_async  (TwpClient           *self,
+                                             TwpBridge           *bridge,
+                                             guint                timeout_ms,
+                                             GCancellable        *cancellable,
+                                             GAsyncReadyCallback  callback,
+                                             gpointer             user_data);
+gboolean      twp_client_test_bridge_finish (TwpClient     *self,
+                                             GAsyncResult  *result,
+                                             TwpDialPhase  *failed_phase,
+                                             GError       **error);
 /* Stops listening and tears down every connection at once. */
 void          twp_client_stop            (TwpClient    *self);
 

@@ -7,8 +7,15 @@
 
 /* Set once at start-up from the command line, read everywhere after. */
 static gboolean unsafe_logging;
-static TwpLogSink log_sink;
-static gpointer log_sink_data;
+typedef struct {
+  guint id;
+  TwpLogSink sink;
+  gpointer user_data;
+} Sink;
+
+/* Main thread only, like the rest of the core. */
+static GArray *sinks;
+static guint last_sink_id;
 
 void
 twp_log_set_unsafe (gboolean unsafe)
@@ -30,12 +37,29 @@ twp_log_redact (const char *sensitive)
   return "[scrubbed]";
 }
 
-void
-twp_log_set_sink (TwpLogSink sink,
+guint
+twp_log_add_sink (TwpLogSink sink,
                   gpointer   user_data)
 {
-  log_sink = sink;
-  log_sink_data = user_data;
+  Sink entry = { ++last_sink_id, sink, user_data };
+
+  if (sinks == NULL)
+    sinks = g_array_new (FALSE, FALSE, sizeof (Sink));
+  g_array_append_val (sinks, entry);
+  return entry.id;
+}
+
+void
+twp_log_remove_sink (guint id)
+{
+  for (guint i = 0; sinks != NULL && i < sinks->len; i++)
+    if (g_array_index (sinks, Sink, i).id == id)
+      {
+        g_array_remove_index (sinks, i);
+        break;
+      }
+  if (sinks != NULL && sinks->len == 0)
+    g_clear_pointer (&sinks, g_array_unref);
 }
 
 void
@@ -59,6 +83,10 @@ twp_log_user (TwpLogSeverity  severity,
   else
     g_debug ("%s", message);
 
-  if (log_sink != NULL)
-    log_sink (severity, message, log_sink_data);
+  for (guint i = 0; sinks != NULL && i < sinks->len; i++)
+    {
+      Sink *entry = &g_array_index (sinks, Sink, i);
+
+      entry->sink (severity, message, entry->user_data);
+    }
 }

@@ -27,9 +27,11 @@ gboolean    twp_log_get_unsafe (void);
 /* Returns @sensitive itself with unsafe logging, "[scrubbed]" otherwise. */
 const char *twp_log_redact     (const char *sensitive);
 
-/* Where twp_log_user() messages go besides stderr (NULL: stderr only). */
-void        twp_log_set_sink   (TwpLogSink sink,
-                                gpointer   user_data);
+/* Where twp_log_user() messages go besides stderr: tor's LOG lines, the
+ * D-Bus event ring. Returns an id for twp_log_remove_sink(). */
+guint       twp_log_add_sink    (TwpLogSink sink,
+                                 gpointer   user_data);
+void        twp_log_remove_sink (guint      id);
 void        twp_log_user       (TwpLogSeverity  severity,
                                 const char     *format,
                                 ...) G_GNUC_PRINTF (2, 3);
