@@ -356,9 +356,18 @@ response_read_cb (GObject      *source,
       twp_ws_client_response_clear (&response);
       return;
     }
+  self->http_status = 101;
+  if (self->base64 && !response.base64)
+    {
+      /* Text frames are never sent unasked; a binary fallback would defeat
+       * whoever asked for base64 (a middlebox that passes only text). */
+      twp_ws_client_response_clear (&response);
+      fail (self, g_error_new_literal (TWP_DIAL_ERROR, TWP_DIAL_ERROR_HANDSHAKE,
+                                       "server did not accept the base64 subprotocol"));
+      return;
+    }
   twp_ws_client_response_clear (&response);
 
-  self->http_status = 101;
   leftover = g_bytes_new (self->response->data + head_len, self->response->len - head_len);
   set_phase (self, TWP_DIAL_PHASE_OPEN);
 
