@@ -291,7 +291,14 @@ finish (TwpRelay *self)
   /* Whatever is still pending (a TCP read waiting for tor, a WebSocket read
    * waiting for the peer) is abandoned; its callback only drops its ref. */
   g_cancellable_cancel (self->cancellable);
-  g_idle_add_full (G_PRIORITY_LOW, close_streams_cb, g_object_ref (self), g_object_unref);
+  {
+    g_autoptr(GSource) source = g_idle_source_new ();
+
+    g_source_set_priority (source, G_PRIORITY_LOW);
+    g_source_set_static_name (source, "[twp] relay close streams");
+    g_source_set_callback (source, close_streams_cb, g_object_ref (self), g_object_unref);
+    g_source_attach (source, g_main_context_get_thread_default ());
+  }
 
   task = g_steal_pointer (&self->task);
   if (task == NULL)
