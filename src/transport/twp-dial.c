@@ -268,10 +268,10 @@ describe (TwpDialError code)
  * names the bridge: GIO's messages may contain host names. */
 static void
 fail (TwpDial *self,
-      GError  *error)
+      GError  *error_in)
 {
   g_autoptr(GTask) task = g_steal_pointer (&self->task);
-  g_autoptr(GError) owned = error;
+  g_autoptr(GError) error = error_in;
   TwpDialError code;
   g_autoptr(GString) message = g_string_new (NULL);
 
