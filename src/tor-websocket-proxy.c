@@ -506,6 +506,23 @@ apply_command_line_server_options (App               *app,
   return twp_server_options_apply (options, args, error);
 }
 
+/* S5: ext-orport-spec 4 wants the Extended ORPort on loopback; the
+ * metadata and payload cross it unencrypted. */
+static void
+warn_if_remote_extorport (const char *ext_orport)
+{
+  g_autofree char *host = NULL;
+  g_autoptr(GInetAddress) address = NULL;
+  guint16 port;
+
+  if (ext_orport == NULL || !twp_parse_ip_port (ext_orport, FALSE, &host, &port, NULL))
+    return;
+  address = g_inet_address_new_from_string (host);
+  if (address != NULL && !g_inet_address_get_is_loopback (address))
+    twp_log_user (TWP_LOG_WARNING, "the Extended ORPort is not on a loopback address: "
+                  "client metadata crosses the network unencrypted");
+}
+
 static int
 run_server_managed (App *app)
 {
@@ -581,6 +598,7 @@ run_server_managed (App *app)
     }
   twp_pt_output_smethods_done (app->output);
   app->tor_log_sink_id = twp_log_add_sink (tor_log_sink, app);
+  warn_if_remote_extorport (env->ext_orport);
 
   if (n_methods == 0)
     return EXIT_FAILURE;

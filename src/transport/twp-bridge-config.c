@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "twp-log.h"
+
 G_DEFINE_QUARK (twp-bridge-config-error-quark, twp_bridge_config_error)
 
 void
@@ -52,8 +54,10 @@ twp_bridge_config_parse_url (const char  *url,
   uri = g_uri_parse (url, G_URI_FLAGS_ENCODED | G_URI_FLAGS_SCHEME_NORMALIZE, &local_error);
   if (uri == NULL)
     {
+      /* GLib's message quotes parts of the URL: only with unsafe logging. */
       g_set_error (error, TWP_BRIDGE_CONFIG_ERROR, TWP_BRIDGE_CONFIG_ERROR_INVALID,
-                   "url= is not a valid URL: %s", local_error->message);
+                   "url= is not a valid URL%s%s", twp_log_get_unsafe () ? ": " : "",
+                   twp_log_get_unsafe () ? local_error->message : "");
       return NULL;
     }
   scheme = g_uri_get_scheme (uri);
