@@ -14,10 +14,17 @@ packages=(
   # real tor network (suite tor)
   tor
   # browser, reverse proxy, other WebSocket implementations
+  chromium nginx
   # benchmarks
   # D-Bus
   # GTK status app
 )
+
+# Node.js (>= 18) runs the browser and ws tests; Debian 12's own is enough
+# where the machine has none.
+if ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
