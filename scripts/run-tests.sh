@@ -14,8 +14,9 @@ declare -i passed=0 failed=0
 status=0
 
 count_results() {
-  # meson's machine-readable log: one JSON object per test.
-  local log=$1/meson-logs/testlog.json
+  # meson's machine-readable log: one JSON object per test (testlog-SETUP.json
+  # for a test setup).
+  local log=$1/meson-logs/${2:-testlog}.json
   [ -f "$log" ] || return 0
   read -r p f < <(python3 - "$log" <<'PY'
 import json, sys
@@ -53,7 +54,7 @@ CC=clang configure "$root/_build-asan" -Dwerror=true -Db_sanitize=address,undefi
 ninja -C "$root/_build-asan"
 meson test -C "$root/_build-asan" --setup=asan --print-errorlogs --num-processes 2 \
   --suite unit --suite integration --suite fuzz || status=1
-count_results "$root/_build-asan"
+count_results "$root/_build-asan" testlog-asan
 
 echo "${passed} passed, ${failed} failed"
 exit $status
