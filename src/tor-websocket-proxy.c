@@ -66,6 +66,8 @@ typedef struct {
   TwpServer *server_role;
   guint sigint_count;
   pid_t parent_pid;
+  GInputStream *stdin_stream;
+  GCancellable *stdin_cancellable;
   int exit_status;
 } App;
 
@@ -174,6 +176,8 @@ stdin_read_cb (GObject      *source,
   gssize n;
 
   n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
   if (n <= 0)
     {
       /* G10, K3: EOF on stdin means tor is gone or wants us gone. */
@@ -181,7 +185,7 @@ stdin_read_cb (GObject      *source,
       return;
     }
   g_input_stream_read_async (G_INPUT_STREAM (source), discard, sizeof discard,
-                             G_PRIORITY_DEFAULT, NULL, stdin_read_cb, app);
+                             G_PRIORITY_DEFAULT, app->stdin_cancellable, stdin_read_cb, app);
 }
 
 static gboolean
@@ -209,11 +213,11 @@ watch_lifeline (App      *app,
   if (exit_on_stdin_close)
     {
       static char discard[256];
-      GInputStream *in = g_unix_input_stream_new (STDIN_FILENO, FALSE);
 
-      g_input_stream_read_async (in, discard, sizeof discard, G_PRIORITY_DEFAULT, NULL,
-                                 stdin_read_cb, app);
-      /* The stream lives as long as the process. */
+      app->stdin_stream = g_unix_input_stream_new (STDIN_FILENO, FALSE);
+      app->stdin_cancellable = g_cancellable_new ();
+      g_input_stream_read_async (app->stdin_stream, discard, sizeof discard, G_PRIORITY_DEFAULT,
+                                 app->stdin_cancellable, stdin_read_cb, app);
     }
   if (app->managed)
     {
@@ -384,8 +388,10 @@ run_client_managed (App *app)
   twp_pt_output_cmethods_done (app->output);
   app->tor_log_sink_id = twp_log_add_sink (tor_log_sink, app);
 
+  /* With nothing registered we still stay: an exit after DONE makes tor
+   * relaunch us every second, forever (G11). tor's SIGTERM ends us. */
   if (n_methods == 0)
-    return EXIT_FAILURE;
+    twp_log_user (TWP_LOG_WARNING, "no transport could be started; idle until tor stops us");
 
   watch_lifeline (app, env->exit_on_stdin_close);
   g_main_loop_run (app->loop);
@@ -601,7 +607,7 @@ run_server_managed (App *app)
   warn_if_remote_extorport (env->ext_orport);
 
   if (n_methods == 0)
-    return EXIT_FAILURE;
+    twp_log_user (TWP_LOG_WARNING, "no transport could be started; idle until tor stops us");
 
   watch_lifeline (app, env->exit_on_stdin_close);
   g_main_loop_run (app->loop);
@@ -708,6 +714,9 @@ main (int    argc,
 
   /* K2: writes to a closed stdout (tor gone) must fail, not kill us. */
   signal (SIGPIPE, SIG_IGN);
+  /* stdout belongs to the pt-spec protocol: GLib's debug and info output
+   * (G_MESSAGES_DEBUG in tor's environment) must never reach it (G4, G8). */
+  g_log_writer_default_set_use_stderr (TRUE);
 
   context = g_option_context_new ("- the WebSocket pluggable transport for Tor");
   g_option_context_add_main_entries (context, entries, NULL);
@@ -764,7 +773,11 @@ main (int    argc,
     twp_client_stop (app.client_role);
   if (app.server_role != NULL)
     twp_server_stop (app.server_role);
+  if (app.stdin_cancellable != NULL)
+    g_cancellable_cancel (app.stdin_cancellable);
   drain_main_context ();
+  g_clear_object (&app.stdin_stream);
+  g_clear_object (&app.stdin_cancellable);
   g_clear_object (&app.client_role);
   g_clear_object (&app.server_role);
   g_clear_pointer (&app.output, twp_pt_output_free);

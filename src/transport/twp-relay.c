@@ -89,6 +89,8 @@ struct _TwpRelay
   gboolean down_stopped;            /* no more WebSocket input is relayed */
   gboolean peer_closed;
   guint peer_close_code;
+  guint16 failure_code;             /* a protocol error waiting for the TCP write */
+  const char *failure_reason;
   gboolean tcp_write_shut;
 
   guint64 bytes_to_ws;
@@ -624,6 +626,28 @@ up_read_next (TwpRelay *self)
 
 /* ---- WebSocket -> TCP -------------------------------------------------- */
 
+/* A protocol error ends the tunnel, but the data of the valid messages
+ * before it is still written to TCP first. */
+static void
+defer_failure (TwpRelay   *self,
+               guint16     code,
+               const char *reason)
+{
+  self->failure_code = code;
+  self->failure_reason = reason;
+}
+
+static void
+after_tcp_write (TwpRelay *self)
+{
+  if (self->failure_code != 0 && !self->down_stopped)
+    fail_protocol (self, self->failure_code, self->failure_reason);
+  else if (self->down_stopped || self->peer_closed)
+    check_done (self);
+  else
+    down_read_next (self);
+}
+
 static void
 tcp_write_cb (GObject      *source,
               GAsyncResult *result,
@@ -649,8 +673,8 @@ tcp_write_cb (GObject      *source,
   if (self->finished)
     return;
 
-  if (self->down_stopped || self->peer_closed)
-    check_done (self);
+  if (self->failure_code != 0 || self->down_stopped || self->peer_closed)
+    after_tcp_write (self);
   else
     down_process (self);
 }
@@ -705,10 +729,14 @@ down_process (TwpRelay *self)
   guint n_vectors = 0;
   gsize out_used = 0;
   gsize total = 0;
+  /* Where the last complete message ends: on a protocol error, what came
+   * before it is delivered and the broken message is not. */
+  guint complete_vectors = 0;
+  gsize complete_total = 0;
 
   /* Runs until the parser needs more input, even once every byte is
    * consumed: the end of a message is reported after its last data. */
-  while (!self->peer_closed && n_vectors < MAX_VECTORS)
+  while (!self->peer_closed && self->failure_code == 0 && n_vectors < MAX_VECTORS)
     {
       TwpWsEvent event;
       gsize consumed;
@@ -725,9 +753,9 @@ down_process (TwpRelay *self)
         case TWP_WS_EVENT_DATA:
           if (event.opcode == TWP_WS_OPCODE_TEXT && !self->options.base64)
             {
-              fail_protocol (self, TWP_WS_CLOSE_UNSUPPORTED_DATA,
+              defer_failure (self, TWP_WS_CLOSE_UNSUPPORTED_DATA,
                              "text frame without the base64 subprotocol");
-              return;
+              break;
             }
           if (event.opcode == TWP_WS_OPCODE_TEXT)
             {
@@ -739,8 +767,8 @@ down_process (TwpRelay *self)
               if (!twp_base64_decoder_feed (&self->decoder, event.data, event.len,
                                             self->down_out + out_used, &decoded, &error))
                 {
-                  fail_protocol (self, TWP_WS_CLOSE_INVALID_PAYLOAD, "message is not valid base64");
-                  return;
+                  defer_failure (self, TWP_WS_CLOSE_INVALID_PAYLOAD, "message is not valid base64");
+                  break;
                 }
               if (decoded > 0)
                 {
@@ -766,15 +794,20 @@ down_process (TwpRelay *self)
               /* finish also resets the decoder for the next message. */
               if (!twp_base64_decoder_finish (&self->decoder, NULL))
                 {
-                  fail_protocol (self, TWP_WS_CLOSE_INVALID_PAYLOAD, "message is not valid base64");
-                  return;
+                  defer_failure (self, TWP_WS_CLOSE_INVALID_PAYLOAD, "message is not valid base64");
+                  break;
                 }
             }
           else if (event.opcode == TWP_WS_OPCODE_TEXT)
             {
-              fail_protocol (self, TWP_WS_CLOSE_UNSUPPORTED_DATA,
+              defer_failure (self, TWP_WS_CLOSE_UNSUPPORTED_DATA,
                              "text frame without the base64 subprotocol");
-              return;
+              break;
+            }
+          if (self->failure_code == 0)
+            {
+              complete_vectors = n_vectors;
+              complete_total = total;
             }
           break;
 
@@ -783,8 +816,8 @@ down_process (TwpRelay *self)
           break;
 
         case TWP_WS_EVENT_ERROR:
-          fail_protocol (self, event.close_code, event.reason);
-          return;
+          defer_failure (self, event.close_code, event.reason);
+          break;
 
         case TWP_WS_EVENT_NEED_MORE:
         default:
@@ -792,6 +825,11 @@ down_process (TwpRelay *self)
         }
     }
 
+  if (self->failure_code != 0)
+    {
+      n_vectors = complete_vectors;
+      total = complete_total;
+    }
   if (total > 0)
     {
       self->bytes_from_ws += total;
@@ -807,10 +845,7 @@ down_process (TwpRelay *self)
       return;
     }
 
-  if (self->peer_closed)
-    check_done (self);
-  else
-    down_read_next (self);
+  after_tcp_write (self);
 }
 
 static void
