@@ -439,6 +439,8 @@ twp_test_extor_server_new (const char       *dir,
   write_cookie (server);
 
   server->service = g_socket_service_new ();
+  /* tor listens with a large backlog too; bursts of tests must not stall. */
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (server->service), 4096);
   g_socket_listener_add_address (G_SOCKET_LISTENER (server->service), bind_address,
                                  G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
                                  NULL, &bound, &error);

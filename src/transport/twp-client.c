@@ -634,6 +634,9 @@ twp_client_new (const TwpClientOptions *options)
     }
 
   self->service = g_socket_service_new ();
+  /* tor opens circuits in bursts; GLib's default backlog of 10 would drop
+   * connections that then wait for SYN retries. */
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (self->service), 4096);
   g_signal_connect_object (self->service, "incoming", G_CALLBACK (incoming_cb), self, 0);
   return self;
 }

@@ -22,6 +22,10 @@
 /* How long we wait for the peer's close frame after sending ours (RFC 6455
  * 7.1.1 lets us close the TCP connection ourselves after that). */
 #define CLOSE_TIMEOUT_SECONDS 5
+/* After a protocol error we discard what the peer still sends, so that
+ * closing does not reset the connection and destroy our close frame in
+ * flight; but not for long. */
+#define DRAIN_TIMEOUT_SECONDS 2
 
 typedef enum {
   WS_WRITE_NONE,
@@ -43,7 +47,6 @@ struct _TwpRelay
   GCancellable *cancellable;        /* cancels our own pending I/O on teardown */
   GCancellable *external_cancellable;
   gulong external_cancelled_id;
-  GSource *timer_source;            /* keepalive and idle checks */
   GSource *close_timeout_source;
   GError *error;                    /* first reason the tunnel failed */
 
@@ -87,6 +90,7 @@ struct _TwpRelay
   gboolean down_writing;
   gboolean ws_eof;
   gboolean down_stopped;            /* no more WebSocket input is relayed */
+  gboolean draining;                /* after a protocol error: input discarded until EOF */
   gboolean peer_closed;
   guint peer_close_code;
   guint16 failure_code;             /* a protocol error waiting for the TCP write */
@@ -98,6 +102,7 @@ struct _TwpRelay
   gint64 rtt_us;
   gint64 last_data_at;
   gint64 last_ws_write_at;
+  gboolean ticking;
   gboolean finished;
 };
 
@@ -109,6 +114,63 @@ static void down_read_next (TwpRelay *self);
 static void down_process (TwpRelay *self);
 static void ws_writer_kick (TwpRelay *self);
 static void check_done (TwpRelay *self);
+static void relay_tick (TwpRelay *self,
+                        gint64    now);
+
+/* Keepalive and idle checks: one timer for every relay of the process,
+ * not one each, so that ten thousand idle tunnels cost the main loop one
+ * source (GLib's loop is linear in the number of sources). Main context
+ * only, like the rest of the relay. */
+static GHashTable *ticking_relays;
+static GSource *tick_source;
+
+static gboolean
+tick_cb (gpointer user_data)
+{
+  g_autoptr(GPtrArray) relays = g_ptr_array_new_with_free_func (g_object_unref);
+  gint64 now = g_get_monotonic_time ();
+  GHashTableIter iter;
+  gpointer relay;
+
+  /* A tick may finish a relay, which leaves the set: walk a copy. */
+  g_hash_table_iter_init (&iter, ticking_relays);
+  while (g_hash_table_iter_next (&iter, &relay, NULL))
+    g_ptr_array_add (relays, g_object_ref (relay));
+  for (guint i = 0; i < relays->len; i++)
+    relay_tick (g_ptr_array_index (relays, i), now);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+start_ticking (TwpRelay *self)
+{
+  if (ticking_relays == NULL)
+    ticking_relays = g_hash_table_new (NULL, NULL);
+  g_hash_table_add (ticking_relays, self);
+  self->ticking = TRUE;
+  if (tick_source == NULL)
+    {
+      tick_source = g_timeout_source_new_seconds (1);
+      g_source_set_static_name (tick_source, "[twp] relay keepalive and idle");
+      g_source_set_callback (tick_source, tick_cb, NULL, NULL);
+      g_source_attach (tick_source, g_main_context_get_thread_default ());
+    }
+}
+
+static void
+stop_ticking (TwpRelay *self)
+{
+  if (!self->ticking)
+    return;
+  self->ticking = FALSE;
+  g_hash_table_remove (ticking_relays, self);
+  if (g_hash_table_size (ticking_relays) == 0)
+    {
+      g_source_destroy (tick_source);
+      g_clear_pointer (&tick_source, g_source_unref);
+      g_clear_pointer (&ticking_relays, g_hash_table_unref);
+    }
+}
 
 /* Frame masks must be unpredictable (RFC 6455 10.3); draw them from the
  * kernel in batches so that masking costs no syscall per frame. */
@@ -146,9 +208,7 @@ twp_relay_dispose (GObject *object)
     g_cancellable_disconnect (self->external_cancellable, self->external_cancelled_id);
   self->external_cancelled_id = 0;
   g_clear_object (&self->external_cancellable);
-  if (self->timer_source != NULL)
-    g_source_destroy (self->timer_source);
-  g_clear_pointer (&self->timer_source, g_source_unref);
+  stop_ticking (self);
   if (self->close_timeout_source != NULL)
     g_source_destroy (self->close_timeout_source);
   g_clear_pointer (&self->close_timeout_source, g_source_unref);
@@ -285,8 +345,7 @@ finish (TwpRelay *self)
     return;
   self->finished = TRUE;
 
-  if (self->timer_source != NULL)
-    g_source_destroy (self->timer_source);
+  stop_ticking (self);
   if (self->close_timeout_source != NULL)
     g_source_destroy (self->close_timeout_source);
 
@@ -350,9 +409,12 @@ fail_protocol (TwpRelay   *self,
 {
   set_error (self, g_error_new (TWP_RELAY_ERROR, TWP_RELAY_ERROR_PEER_PROTOCOL,
                                 "WebSocket peer error (%u): %s", code, reason));
-  self->down_stopped = TRUE;
-  self->peer_closed = TRUE;   /* we will not wait for its close frame */
+  /* The parser is dead: nothing more is relayed, and what the peer still
+   * sends is read and dropped until it closes (lingering close). */
+  self->draining = TRUE;
   begin_close (self, code, reason);
+  if (!self->down_reading && !self->down_writing)
+    down_read_next (self);
   check_done (self);
 }
 
@@ -390,8 +452,8 @@ check_done (TwpRelay *self)
   /* The WebSocket side is over once both close frames crossed (or the
    * peer's TCP connection ended); the TCP side once everything received
    * has been written to it. */
-  if ((self->peer_closed || self->ws_eof) && !self->down_writing &&
-      (self->down_pos >= self->down_len || self->down_stopped))
+  if ((self->peer_closed || self->ws_eof || self->draining) && !self->down_writing &&
+      (self->down_pos >= self->down_len || self->down_stopped || self->draining))
     shut_tcp_write (self);
 
   if ((self->peer_closed || self->ws_eof) && !self->close_sent && !self->close_pending && !self->ws_eof)
@@ -400,14 +462,16 @@ check_done (TwpRelay *self)
 
   if (self->close_sent && self->close_timeout_source == NULL && !self->peer_closed && !self->ws_eof)
     {
-      self->close_timeout_source = g_timeout_source_new_seconds (CLOSE_TIMEOUT_SECONDS);
+      self->close_timeout_source = g_timeout_source_new_seconds (self->draining ? DRAIN_TIMEOUT_SECONDS
+                                                                                : CLOSE_TIMEOUT_SECONDS);
       g_source_set_static_name (self->close_timeout_source, "[twp] relay close timeout");
       g_source_set_callback (self->close_timeout_source, close_timeout_cb, self, NULL);
       g_source_attach (self->close_timeout_source, g_main_context_get_thread_default ());
     }
 
   if (self->tcp_write_shut && !self->down_writing && self->ws_writing == WS_WRITE_NONE &&
-      (self->close_sent || self->ws_eof))
+      (self->close_sent || self->ws_eof) &&
+      (!self->draining || self->ws_eof || self->peer_closed))
     finish (self);
 }
 
@@ -446,6 +510,11 @@ ws_write_cb (GObject      *source,
       break;
     case WS_WRITE_CLOSE:
       self->close_sent = TRUE;
+      /* Lingering close: our FIN follows the close frame, the peer sees
+       * the end and closes, and its last bytes do not reset ours. */
+      if (self->draining && G_IS_SOCKET_CONNECTION (self->ws))
+        g_socket_shutdown (g_socket_connection_get_socket (G_SOCKET_CONNECTION (self->ws)),
+                           FALSE, TRUE, NULL);
       break;
     case WS_WRITE_CONTROL:
     case WS_WRITE_NONE:
@@ -640,8 +709,10 @@ defer_failure (TwpRelay   *self,
 static void
 after_tcp_write (TwpRelay *self)
 {
-  if (self->failure_code != 0 && !self->down_stopped)
+  if (self->failure_code != 0 && !self->draining && !self->down_stopped)
     fail_protocol (self, self->failure_code, self->failure_reason);
+  else if (self->draining)
+    down_read_next (self);
   else if (self->down_stopped || self->peer_closed)
     check_done (self);
   else
@@ -673,7 +744,7 @@ tcp_write_cb (GObject      *source,
   if (self->finished)
     return;
 
-  if (self->failure_code != 0 || self->down_stopped || self->peer_closed)
+  if (self->failure_code != 0 || self->draining || self->down_stopped || self->peer_closed)
     after_tcp_write (self);
   else
     down_process (self);
@@ -861,6 +932,18 @@ down_read_cb (GObject      *source,
   n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
   if (self->finished || self->down_stopped)
     return;
+  if (self->draining)
+    {
+      if (n > 0)
+        down_read_next (self);
+      else
+        {
+          self->ws_eof = TRUE;
+          self->down_stopped = TRUE;
+          check_done (self);
+        }
+      return;
+    }
   if (n <= 0)
     {
       /* The connection under the WebSocket ended without a close frame:
@@ -897,11 +980,12 @@ down_read_next (TwpRelay *self)
 
 /* ---- timers and entry points ------------------------------------------- */
 
-static gboolean
-timer_cb (gpointer user_data)
+static void
+relay_tick (TwpRelay *self,
+            gint64    now)
 {
-  TwpRelay *self = user_data;
-  gint64 now = g_get_monotonic_time ();
+  if (self->finished)
+    return;
 
   if (self->options.idle_timeout_seconds > 0 &&
       now - self->last_data_at >= (gint64) self->options.idle_timeout_seconds * G_USEC_PER_SEC)
@@ -912,7 +996,7 @@ timer_cb (gpointer user_data)
       self->peer_closed = TRUE;
       begin_close (self, TWP_WS_CLOSE_GOING_AWAY, "idle");
       check_done (self);
-      return G_SOURCE_CONTINUE;
+      return;
     }
 
   /* Keepalive: middleboxes drop connections idle for 60-100 s. */
@@ -922,7 +1006,6 @@ timer_cb (gpointer user_data)
       self->ping_pending = TRUE;
       ws_writer_kick (self);
     }
-  return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -959,8 +1042,6 @@ twp_relay_run_async (TwpRelay            *self,
                      GAsyncReadyCallback  callback,
                      gpointer             user_data)
 {
-  guint interval = 0;
-
   g_return_if_fail (TWP_IS_RELAY (self));
   g_return_if_fail (self->task == NULL && !self->finished);
 
@@ -987,20 +1068,8 @@ twp_relay_run_async (TwpRelay            *self,
       g_source_unref (source);
     }
 
-  if (self->options.keepalive_seconds > 0)
-    interval = self->options.keepalive_seconds;
-  if (self->options.idle_timeout_seconds > 0)
-    interval = interval == 0 ? self->options.idle_timeout_seconds
-                             : MIN (interval, self->options.idle_timeout_seconds);
-  if (interval > 0)
-    {
-      /* Checking at a fraction of the period keeps the error small while
-       * idle tunnels wake the process rarely. */
-      self->timer_source = g_timeout_source_new_seconds (MAX (1, interval / 4));
-      g_source_set_static_name (self->timer_source, "[twp] relay timer");
-      g_source_set_callback (self->timer_source, timer_cb, self, NULL);
-      g_source_attach (self->timer_source, g_main_context_get_thread_default ());
-    }
+  if (self->options.keepalive_seconds > 0 || self->options.idle_timeout_seconds > 0)
+    start_ticking (self);
 
   if (self->ws_leftover != NULL)
     {

@@ -15,6 +15,7 @@
 #include "twp-ws-handshake.h"
 
 #define TRANSPORT_NAME "websocket"
+#define TWP_LISTEN_BACKLOG 4096
 /* Largest file served to plain HTTP requests from static-dir. */
 #define STATIC_FILE_MAX (1024 * 1024)
 
@@ -451,8 +452,10 @@ handle_request (ServerConnection *conn,
   /* tor comes first: a bridge whose tor is down answers 503 instead of
    * accepting a WebSocket it cannot serve. */
   conn->socket_client = g_socket_client_new ();
+  /* No g_socket_client_set_timeout (): GLib keeps it on the connected
+   * socket and would cut every tunnel idle that long. The handshake
+   * deadline, still running, bounds the connect. */
   g_socket_client_set_enable_proxy (conn->socket_client, FALSE);
-  g_socket_client_set_timeout (conn->socket_client, MAX (1, self->options.orport_timeout_ms / 1000));
   g_socket_client_connect_to_host_async (conn->socket_client,
                                          self->options.ext_orport != NULL ? self->options.ext_orport
                                                                           : self->options.orport,
@@ -890,6 +893,9 @@ twp_server_listen (TwpServer     *self,
   if (socket == NULL)
     return NULL;
   g_socket_set_option (socket, SOL_SOCKET, SO_REUSEADDR, 1, NULL);
+  /* GLib's default backlog of 10 drops bursts of connections (each retry
+   * costs the client a second or more); the kernel caps this at somaxconn. */
+  g_socket_set_listen_backlog (socket, TWP_LISTEN_BACKLOG);
   requested = g_inet_socket_address_new (address, port);
   if (!g_socket_bind (socket, requested, TRUE, error) ||
       !g_socket_listen (socket, error) ||
