@@ -16,6 +16,7 @@ packages=(
   # browser, reverse proxy, other WebSocket implementations
   chromium nginx
   # benchmarks
+  linux-perf strace valgrind
   # D-Bus
   # GTK status app
 )
