@@ -1721,6 +1721,50 @@ test_frames_protocol_errors (void)
   test_client_stop (client);
 }
 
+/* The decision for a server that ignores the base64 request: the tunnel
+ * fails (REP 01) rather than falling back to binary frames, and the client
+ * sends no frame at all. */
+static void
+unconfirmed_script_cb (GSocket  *socket,
+                       gboolean  base64,
+                       gpointer  user_data)
+{
+  RawScript *script = user_data;
+
+  g_assert_false (base64);
+  raw_collect (socket, script, FALSE);
+}
+
+static void
+test_frames_base64_unconfirmed (void)
+{
+  TestClient *client = test_client_start (NULL);
+  RawScript script = { 0 };
+  TwpTestClientPeer *peer;
+  g_autofree char *args = NULL;
+  g_autofree char *protocol = NULL;
+  int auth_status;
+  int rep;
+
+  script.frames = g_ptr_array_new_with_free_func ((GDestroyNotify) twp_test_client_frame_free);
+  peer = twp_test_client_peer_new (FALSE, unconfirmed_script_cb, &script);
+  args = g_strdup_printf ("url=ws://127.0.0.1:%u/raw;mode=base64", twp_test_client_peer_get_port (peer));
+
+  g_assert_null (socks_open (client->port, args, &auth_status, &rep));
+  g_assert_cmpint (auth_status, ==, 0);
+  g_assert_cmpint (rep, ==, 0x01);
+  ASSERT_WAIT (twp_test_client_peer_is_done (peer), 25);
+  g_assert_no_error (script.error);
+  g_assert_true (script.closed);
+  protocol = twp_test_client_header_value (twp_test_client_peer_get_request (peer), "Sec-WebSocket-Protocol");
+  g_assert_cmpstr (protocol, ==, "base64");
+  g_assert_cmpuint (script.frames->len, ==, 0);
+
+  twp_test_client_peer_free (peer);
+  g_ptr_array_unref (script.frames);
+  test_client_stop (client);
+}
+
 /* ---- 6. backpressure --------------------------------------------------- */
 
 static guint64
@@ -2023,6 +2067,7 @@ main (int    argc,
   g_test_add_func ("/client/frames/ping", test_frames_ping);
   g_test_add_func ("/client/frames/oversize", test_frames_oversize);
   g_test_add_func ("/client/frames/protocol-errors", test_frames_protocol_errors);
+  g_test_add_func ("/client/frames/base64-unconfirmed", test_frames_base64_unconfirmed);
   g_test_add_func ("/client/backpressure/stalled-reader", test_backpressure_stalled_reader);
   g_test_add_data_func ("/client/shutdown/stdin-eof", GINT_TO_POINTER (0), test_shutdown);
   g_test_add_data_func ("/client/shutdown/sigterm", GINT_TO_POINTER (1), test_shutdown);

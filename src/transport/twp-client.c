@@ -419,7 +419,10 @@ handshake_done_cb (GObject      *source,
   if (conn->request == NULL)
     {
       if (g_error_matches (error, TWP_SOCKS_ERROR, TWP_SOCKS_ERROR_AUTH))
-        twp_log_user (TWP_LOG_WARNING, "bad bridge line arguments: %s", error->message);
+        {
+          twp_log_user (TWP_LOG_WARNING, "bad bridge line arguments: %s", error->message);
+          set_last_failure (self, TWP_FAILURE_BAD_ARGUMENTS, error->message);
+        }
       else
         twp_log_user (TWP_LOG_INFO, "SOCKS handshake failed: %s", error->message);
       client_connection_close (conn);

@@ -5,10 +5,14 @@
 
 #include "twp-relay.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include "twp-base64.h"
+#include "twp-reactor.h"
 #include "twp-ws-frame.h"
 
 /* How much WebSocket input one read takes. Every byte of it turns into at
@@ -27,6 +31,42 @@
  * flight; but not for long. */
 #define DRAIN_TIMEOUT_SECONDS 2
 
+typedef void (*EndReadDone)  (TwpRelay *self,
+                              gssize    n,
+                              GError   *error);
+typedef void (*EndWriteDone) (TwpRelay *self,
+                              GError   *error);
+
+/* One end of the tunnel, as the relay reads and writes it. A plain socket
+ * waits in the shared reactor (no GSource of its own, see twp-reactor.h)
+ * and is read and written directly; a TLS stream goes through GIO. Either
+ * way a result is always delivered from the main loop, never from inside
+ * the call that asked for it. */
+typedef struct {
+  TwpRelay *relay;               /* borrowed: the relay owns its ends */
+  GIOStream *stream;             /* borrowed from the relay */
+  int fd;                        /* -1: the GIO path */
+  TwpReactorWatch *watch;
+  guint32 armed;                 /* epoll interest set (one-shot) */
+
+  guint8 *read_buf;
+  gsize read_len;
+  EndReadDone read_done;
+  gboolean read_pending;
+  gboolean read_complete;
+  gssize read_result;
+  int read_errno;
+
+  GOutputVector write_vecs[MAX_VECTORS];
+  guint write_n;
+  guint write_index;
+  gsize write_offset;
+  EndWriteDone write_done;
+  gboolean write_pending;
+  gboolean write_complete;
+  int write_errno;
+} End;
+
 typedef enum {
   WS_WRITE_NONE,
   WS_WRITE_DATA,
@@ -41,6 +81,8 @@ struct _TwpRelay
   /* owned */
   GIOStream *tcp;
   GIOStream *ws;
+  End tcp_end;
+  End ws_end;
   GBytes *tcp_leftover;
   GBytes *ws_leftover;
   GTask *task;
@@ -107,6 +149,8 @@ struct _TwpRelay
 };
 
 G_DEFINE_FINAL_TYPE (TwpRelay, twp_relay, G_TYPE_OBJECT)
+
+static void end_stop (End *end);
 G_DEFINE_QUARK (twp-relay-error-quark, twp_relay_error)
 
 static void up_read_next (TwpRelay *self);
@@ -199,6 +243,266 @@ random_mask (guint8 mask[4])
   pool_pos += 4;
 }
 
+/* ---- the two ends --------------------------------------------------- */
+
+static void end_io_cb (TwpReactorWatch *watch,
+                       guint32          events,
+                       gpointer         user_data);
+
+static void
+end_init (End       *end,
+          TwpRelay  *relay,
+          GIOStream *stream)
+{
+  end->relay = relay;
+  end->stream = stream;
+  end->fd = G_IS_SOCKET_CONNECTION (stream)
+            ? g_socket_get_fd (g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream)))
+            : -1;
+}
+
+static void
+end_start (End *end)
+{
+  if (end->fd >= 0)
+    end->watch = twp_reactor_watch_new (end->fd, end_io_cb, end);
+}
+
+static void
+end_stop (End *end)
+{
+  g_clear_pointer (&end->watch, twp_reactor_watch_free);
+  end->read_pending = end->write_pending = FALSE;
+}
+
+static void
+end_rearm (End *end)
+{
+  guint32 wanted = 0;
+
+  if (end->read_pending && !end->read_complete)
+    wanted |= EPOLLIN | EPOLLRDHUP;
+  if (end->write_pending && !end->write_complete)
+    wanted |= EPOLLOUT;
+  if (wanted != end->armed && end->watch != NULL)
+    {
+      twp_reactor_watch_set_events (end->watch, wanted);
+      end->armed = wanted;
+    }
+}
+
+static void
+end_try_read (End *end)
+{
+  gssize n;
+
+  do
+    n = recv (end->fd, end->read_buf, end->read_len, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return;
+  end->read_result = n;
+  end->read_errno = n < 0 ? errno : 0;
+  end->read_complete = TRUE;
+}
+
+static void
+end_try_write (End *end)
+{
+  while (end->write_index < end->write_n)
+    {
+      struct iovec iov[MAX_VECTORS];
+      struct msghdr message = { 0 };
+      guint n_iov = 0;
+      gssize n;
+
+      for (guint i = end->write_index; i < end->write_n; i++, n_iov++)
+        {
+          gsize skip = i == end->write_index ? end->write_offset : 0;
+
+          iov[n_iov].iov_base = (guint8 *) end->write_vecs[i].buffer + skip;
+          iov[n_iov].iov_len = end->write_vecs[i].size - skip;
+        }
+      message.msg_iov = iov;
+      message.msg_iovlen = n_iov;
+      /* MSG_NOSIGNAL: a peer that went away is an error, not a signal. */
+      n = sendmsg (end->fd, &message, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      if (n < 0)
+        {
+          end->write_errno = errno;
+          end->write_complete = TRUE;
+          return;
+        }
+      /* Advance past what the kernel took, possibly mid-vector. */
+      while (n > 0)
+        {
+          gsize left = end->write_vecs[end->write_index].size - end->write_offset;
+
+          if ((gsize) n < left)
+            {
+              end->write_offset += n;
+              n = 0;
+            }
+          else
+            {
+              n -= left;
+              end->write_index++;
+              end->write_offset = 0;
+            }
+        }
+    }
+  end->write_errno = 0;
+  end->write_complete = TRUE;
+}
+
+static GError *
+error_from_errno (int errsv)
+{
+  return g_error_new_literal (G_IO_ERROR, g_io_error_from_errno (errsv), g_strerror (errsv));
+}
+
+/* Hands finished operations to the relay; both directions may finish in
+ * one turn. */
+static void
+end_deliver (End *end)
+{
+  g_autoptr(TwpRelay) self = g_object_ref (end->relay);
+  gboolean read_finished = end->read_pending && end->read_complete;
+  gboolean write_finished = end->write_pending && end->write_complete;
+  gssize read_result = end->read_result;
+  int read_errno = end->read_errno;
+  int write_errno = end->write_errno;
+
+  if (read_finished)
+    end->read_pending = FALSE;
+  if (write_finished)
+    end->write_pending = FALSE;
+  end_rearm (end);
+
+  if (read_finished)
+    {
+      g_autoptr(GError) error = read_result < 0 ? error_from_errno (read_errno) : NULL;
+
+      end->read_done (self, read_result, error);
+    }
+  if (write_finished)
+    {
+      g_autoptr(GError) error = write_errno != 0 ? error_from_errno (write_errno) : NULL;
+
+      end->write_done (self, error);
+    }
+}
+
+static void
+end_io_cb (TwpReactorWatch *watch,
+           guint32          events,
+           gpointer         user_data)
+{
+  End *end = user_data;
+
+  if (events != 0)
+    end->armed = 0;   /* one-shot: it fired, so it is disarmed */
+  if (end->read_pending && !end->read_complete &&
+      (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
+    end_try_read (end);
+  if (end->write_pending && !end->write_complete && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+    end_try_write (end);
+  end_deliver (end);
+}
+
+static void
+end_gio_read_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  End *end = user_data;
+  g_autoptr(TwpRelay) self = end->relay;   /* the reference taken in end_read */
+  g_autoptr(GError) error = NULL;
+  gssize n;
+
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  end->read_pending = FALSE;
+  end->read_done (self, n, error);
+}
+
+static void
+end_gio_write_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  End *end = user_data;
+  g_autoptr(TwpRelay) self = end->relay;   /* the reference taken in end_writev */
+  g_autoptr(GError) error = NULL;
+
+  g_output_stream_writev_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
+  end->write_pending = FALSE;
+  end->write_done (self, error);
+}
+
+static void
+end_read (End         *end,
+          guint8      *buf,
+          gsize        len,
+          EndReadDone  done)
+{
+  end->read_buf = buf;
+  end->read_len = len;
+  end->read_done = done;
+  end->read_pending = TRUE;
+  end->read_complete = FALSE;
+
+  if (end->fd < 0)
+    {
+      g_object_ref (end->relay);
+      g_input_stream_read_async (g_io_stream_get_input_stream (end->stream), buf, len,
+                                 G_PRIORITY_DEFAULT, end->relay->cancellable,
+                                 end_gio_read_cb, end);
+      return;
+    }
+  /* Try at once: under load the data is already there, and a result
+   * known now still reaches the relay from the next dispatch. */
+  end_try_read (end);
+  if (end->read_complete)
+    twp_reactor_watch_defer (end->watch);
+  else
+    end_rearm (end);
+}
+
+static void
+end_writev (End                 *end,
+            const GOutputVector *vectors,
+            guint                n_vectors,
+            EndWriteDone         done)
+{
+  g_assert (n_vectors <= MAX_VECTORS);
+
+  memcpy (end->write_vecs, vectors, n_vectors * sizeof (GOutputVector));
+  end->write_n = n_vectors;
+  end->write_index = 0;
+  end->write_offset = 0;
+  end->write_done = done;
+  end->write_pending = TRUE;
+  end->write_complete = FALSE;
+
+  if (end->fd < 0)
+    {
+      g_object_ref (end->relay);
+      g_output_stream_writev_all_async (g_io_stream_get_output_stream (end->stream),
+                                        end->write_vecs, n_vectors, G_PRIORITY_DEFAULT,
+                                        end->relay->cancellable, end_gio_write_cb, end);
+      return;
+    }
+  end_try_write (end);
+  if (end->write_complete)
+    twp_reactor_watch_defer (end->watch);
+  else
+    end_rearm (end);
+}
+
 static void
 twp_relay_dispose (GObject *object)
 {
@@ -209,6 +513,8 @@ twp_relay_dispose (GObject *object)
   self->external_cancelled_id = 0;
   g_clear_object (&self->external_cancellable);
   stop_ticking (self);
+  end_stop (&self->tcp_end);
+  end_stop (&self->ws_end);
   if (self->close_timeout_source != NULL)
     g_source_destroy (self->close_timeout_source);
   g_clear_pointer (&self->close_timeout_source, g_source_unref);
@@ -269,6 +575,8 @@ twp_relay_new (GIOStream             *tcp,
   self = g_object_new (TWP_TYPE_RELAY, NULL);
   self->tcp = g_object_ref (tcp);
   self->ws = g_object_ref (ws);
+  end_init (&self->tcp_end, self, self->tcp);
+  end_init (&self->ws_end, self, self->ws);
   self->options = *options;
   if (self->options.max_message_size == 0)
     self->options.max_message_size = TWP_RELAY_DEFAULT_MAX_MESSAGE;
@@ -350,7 +658,10 @@ finish (TwpRelay *self)
     g_source_destroy (self->close_timeout_source);
 
   /* Whatever is still pending (a TCP read waiting for tor, a WebSocket read
-   * waiting for the peer) is abandoned; its callback only drops its ref. */
+   * waiting for the peer) is abandoned: reactor watches go before the
+   * streams close their fds; GIO callbacks only drop their refs. */
+  end_stop (&self->tcp_end);
+  end_stop (&self->ws_end);
   g_cancellable_cancel (self->cancellable);
   {
     g_autoptr(GSource) source = g_idle_source_new ();
@@ -478,22 +789,19 @@ check_done (TwpRelay *self)
 /* ---- WebSocket writer -------------------------------------------------- */
 
 static void
-ws_write_cb (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
+ws_write_done (TwpRelay *self,
+               GError   *error)
 {
-  g_autoptr(TwpRelay) self = user_data;
-  g_autoptr(GError) error = NULL;
   WsWriteKind kind = self->ws_writing;
 
   self->ws_writing = WS_WRITE_NONE;
-  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+  if (error != NULL)
     {
       if (!self->finished)
         {
-          g_prefix_error (&error, "Writing to the WebSocket: ");
           self->ws_eof = TRUE;
-          fail_io (self, g_steal_pointer (&error));
+          fail_io (self, g_error_new (error->domain, error->code,
+                                      "Writing to the WebSocket: %s", error->message));
         }
       return;
     }
@@ -532,10 +840,10 @@ ws_write (TwpRelay     *self,
           const guint8 *data,
           gsize         len)
 {
+  GOutputVector vector = { data, len };
+
   self->ws_writing = kind;
-  g_output_stream_write_all_async (g_io_stream_get_output_stream (self->ws),
-                                   data, len, G_PRIORITY_DEFAULT, self->cancellable,
-                                   ws_write_cb, g_object_ref (self));
+  end_writev (&self->ws_end, &vector, 1, ws_write_done);
 }
 
 static gsize
@@ -635,15 +943,10 @@ up_got_data (TwpRelay *self,
 }
 
 static void
-up_read_cb (GObject      *source,
-            GAsyncResult *result,
-            gpointer      user_data)
+up_read_done (TwpRelay *self,
+              gssize    n,
+              GError   *error)
 {
-  g_autoptr(TwpRelay) self = user_data;
-  g_autoptr(GError) error = NULL;
-  gssize n;
-
-  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
   if (self->finished || self->up_stopped)
     return;
   if (n < 0)
@@ -651,7 +954,7 @@ up_read_cb (GObject      *source,
       /* A reset from tor or the ORPort: tell the peer we are going away. */
       g_debug ("TCP read failed: %s", error->message);
       self->tcp_eof = TRUE;
-      set_error (self, g_steal_pointer (&error));
+      set_error (self, g_error_copy (error));
       begin_close (self, TWP_WS_CLOSE_GOING_AWAY, NULL);
       check_done (self);
       return;
@@ -688,9 +991,7 @@ up_read_next (TwpRelay *self)
       return;
     }
 
-  g_input_stream_read_async (g_io_stream_get_input_stream (self->tcp),
-                             dest, capacity, G_PRIORITY_DEFAULT, self->cancellable,
-                             up_read_cb, g_object_ref (self));
+  end_read (&self->tcp_end, dest, capacity, up_read_done);
 }
 
 /* ---- WebSocket -> TCP -------------------------------------------------- */
@@ -720,15 +1021,11 @@ after_tcp_write (TwpRelay *self)
 }
 
 static void
-tcp_write_cb (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
+tcp_write_done (TwpRelay *self,
+                GError   *error)
 {
-  g_autoptr(TwpRelay) self = user_data;
-  g_autoptr(GError) error = NULL;
-
   self->down_writing = FALSE;
-  if (!g_output_stream_writev_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+  if (error != NULL)
     {
       if (self->finished)
         return;
@@ -736,7 +1033,7 @@ tcp_write_cb (GObject      *source,
       g_debug ("TCP write failed: %s", error->message);
       self->down_stopped = TRUE;
       self->tcp_write_shut = TRUE;
-      set_error (self, g_steal_pointer (&error));
+      set_error (self, g_error_copy (error));
       begin_close (self, TWP_WS_CLOSE_GOING_AWAY, NULL);
       check_done (self);
       return;
@@ -910,9 +1207,7 @@ down_process (TwpRelay *self)
   if (n_vectors > 0)
     {
       self->down_writing = TRUE;
-      g_output_stream_writev_all_async (g_io_stream_get_output_stream (self->tcp),
-                                        self->vectors, n_vectors, G_PRIORITY_DEFAULT,
-                                        self->cancellable, tcp_write_cb, g_object_ref (self));
+      end_writev (&self->tcp_end, self->vectors, n_vectors, tcp_write_done);
       return;
     }
 
@@ -920,16 +1215,11 @@ down_process (TwpRelay *self)
 }
 
 static void
-down_read_cb (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
+down_read_done (TwpRelay *self,
+                gssize    n,
+                GError   *error)
 {
-  g_autoptr(TwpRelay) self = user_data;
-  g_autoptr(GError) error = NULL;
-  gssize n;
-
   self->down_reading = FALSE;
-  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
   if (self->finished || self->down_stopped)
     return;
   if (self->draining)
@@ -952,7 +1242,7 @@ down_read_cb (GObject      *source,
       self->down_stopped = TRUE;
       self->up_stopped = TRUE;
       if (n < 0)
-        set_error (self, g_steal_pointer (&error));
+        set_error (self, g_error_copy (error));
       else if (!self->peer_closed)
         set_error (self, g_error_new_literal (TWP_RELAY_ERROR, TWP_RELAY_ERROR_ABNORMAL,
                                               "WebSocket connection closed without a close frame"));
@@ -973,9 +1263,7 @@ down_read_next (TwpRelay *self)
   self->down_len = 0;
   self->down_pos = 0;
   self->down_reading = TRUE;
-  g_input_stream_read_async (g_io_stream_get_input_stream (self->ws),
-                             self->down_buf, self->down_buf_size, G_PRIORITY_DEFAULT,
-                             self->cancellable, down_read_cb, g_object_ref (self));
+  end_read (&self->ws_end, self->down_buf, self->down_buf_size, down_read_done);
 }
 
 /* ---- timers and entry points ------------------------------------------- */
@@ -1051,6 +1339,8 @@ twp_relay_run_async (TwpRelay            *self,
   g_task_set_check_cancellable (self->task, FALSE);
 
   allocate_buffers (self);
+  end_start (&self->tcp_end);
+  end_start (&self->ws_end);
   self->last_data_at = self->last_ws_write_at = g_get_monotonic_time ();
 
   if (cancellable != NULL)
