@@ -18,6 +18,7 @@ packages=(
   # benchmarks
   linux-perf strace valgrind
   # D-Bus
+  dbus-daemon libglib2.0-bin
   # GTK status app
 )
 

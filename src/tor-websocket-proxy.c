@@ -19,6 +19,7 @@
 #include "twp-args.h"
 #include "twp-bridge-config.h"
 #include "twp-client.h"
+#include "twp-dbus-service.h"
 #include "twp-log.h"
 #include "twp-pt-env.h"
 #include "twp-pt-output.h"
@@ -64,6 +65,7 @@ typedef struct {
   guint tor_log_sink_id;
   TwpClient *client_role;
   TwpServer *server_role;
+  TwpDBusService *dbus;          /* D-Bus export; started after *METHODS DONE */
   guint sigint_count;
   pid_t parent_pid;
   GInputStream *stdin_stream;
@@ -393,6 +395,9 @@ run_client_managed (App *app)
   if (n_methods == 0)
     twp_log_user (TWP_LOG_WARNING, "no transport could be started; idle until tor stops us");
 
+  /* After DONE: D-Bus never delays tor. */
+  app->dbus = twp_dbus_service_new_for_client (app->client_role, env->state_location, app->mode == NULL);
+  twp_dbus_service_start (app->dbus);
   watch_lifeline (app, env->exit_on_stdin_close);
   g_main_loop_run (app->loop);
   return EXIT_SUCCESS;
@@ -473,6 +478,8 @@ run_client_unmanaged (App *app)
       return EXIT_FAILURE;
     }
   print_listening (bound);
+  app->dbus = twp_dbus_service_new_for_client (app->client_role, NULL, app->mode == NULL);
+  twp_dbus_service_start (app->dbus);
   watch_lifeline (app, FALSE);
   g_main_loop_run (app->loop);
   return EXIT_SUCCESS;
@@ -609,6 +616,9 @@ run_server_managed (App *app)
   if (n_methods == 0)
     twp_log_user (TWP_LOG_WARNING, "no transport could be started; idle until tor stops us");
 
+  /* After DONE: D-Bus never delays tor. */
+  app->dbus = twp_dbus_service_new_for_server (app->server_role, env->state_location);
+  twp_dbus_service_start (app->dbus);
   watch_lifeline (app, env->exit_on_stdin_close);
   g_main_loop_run (app->loop);
   return EXIT_SUCCESS;
@@ -660,6 +670,8 @@ run_server_unmanaged (App *app)
       return EXIT_FAILURE;
     }
   print_listening (bound);
+  app->dbus = twp_dbus_service_new_for_server (app->server_role, NULL);
+  twp_dbus_service_start (app->dbus);
   watch_lifeline (app, FALSE);
   g_main_loop_run (app->loop);
   return EXIT_SUCCESS;
@@ -769,6 +781,8 @@ main (int    argc,
 
   if (app.tor_log_sink_id != 0)
     twp_log_remove_sink (app.tor_log_sink_id);
+  if (app.dbus != NULL)
+    twp_dbus_service_stop (app.dbus);
   if (app.client_role != NULL)
     twp_client_stop (app.client_role);
   if (app.server_role != NULL)
@@ -778,6 +792,7 @@ main (int    argc,
   drain_main_context ();
   g_clear_object (&app.stdin_stream);
   g_clear_object (&app.stdin_cancellable);
+  g_clear_object (&app.dbus);
   g_clear_object (&app.client_role);
   g_clear_object (&app.server_role);
   g_clear_pointer (&app.output, twp_pt_output_free);

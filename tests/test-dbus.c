@@ -1,0 +1,1770 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The D-Bus interface of the real binary ($TWP_BINARY), on a private
+ * session bus (meson runs this under dbus-run-session): introspection
+ * against the XML in data/, discovery of several instances, live properties
+ * during a transfer, failure reasons and phases, Test(), the frame-mode
+ * switch as the server sees it, privacy of every broadcast signal, the
+ * stored frame mode, and a transport without any bus.
+ *
+ * The peers run in a thread of their own (a libsoup WebSocket echo server,
+ * a 403 handler and a TCP server that speaks no TLS), so that this thread
+ * may block on SOCKS I/O and synchronous D-Bus calls. Every wait has a
+ * deadline. */
+#define G_LOG_DOMAIN "test-dbus"
+
+#include "config.h"
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <libsoup/soup.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <string.h>
+
+#define ROOT_PATH "/io/github/TorWebSocketProxy1"
+#define TRANSPORT_PATH ROOT_PATH "/Transport"
+#define TRANSPORT_IFACE "io.github.TorWebSocketProxy1.Transport"
+#define BRIDGE_IFACE "io.github.TorWebSocketProxy1.Bridge"
+#define NAME_PREFIX "io.github.TorWebSocketProxy1.instance"
+/* A path nobody could guess: if it shows up in a signal, the URL leaked. */
+#define SECRET_PATH "/secret-path-5d1c"
+
+#define DEADLINE_S 20
+#define IO_TIMEOUT_S 20
+
+/* ---- peers (in their own thread) --------------------------------------- */
+
+typedef struct {
+  GThread *thread;
+  GMainContext *context;
+  GMainLoop *loop;
+  SoupServer *server;
+  GSocketService *not_tls;
+  guint16 port;                /* WebSocket echo, /forbidden answers 403, /slow waits */
+  guint16 not_tls_port;        /* answers anything with plain text */
+  GMutex ready_lock;
+  GCond ready_cond;
+  gboolean ready;
+
+  GMutex lock;
+  GPtrArray *protocols;        /* char*: Sec-WebSocket-Protocol of each upgrade ("" if none) */
+  GPtrArray *connections;      /* SoupWebsocketConnection*, server thread only */
+  GPtrArray *watched;          /* weak slots on the same connections */
+} Peers;
+
+static Peers peers;
+
+static void
+echo_message_cb (SoupWebsocketConnection *connection,
+                 int                      type,
+                 GBytes                  *message,
+                 gpointer                 user_data)
+{
+  if (type == SOUP_WEBSOCKET_DATA_BINARY)
+    {
+      soup_websocket_connection_send_binary (connection, g_bytes_get_data (message, NULL),
+                                             g_bytes_get_size (message));
+    }
+  else
+    {
+      g_autofree char *text = g_strndup (g_bytes_get_data (message, NULL), g_bytes_get_size (message));
+
+      soup_websocket_connection_send_text (connection, text);
+    }
+}
+
+static void
+websocket_cb (SoupServer              *server,
+              SoupServerMessage       *msg,
+              const char              *path,
+              SoupWebsocketConnection *connection,
+              gpointer                 user_data)
+{
+  const char *protocol = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                       "Sec-WebSocket-Protocol");
+
+  g_mutex_lock (&peers.lock);
+  g_ptr_array_add (peers.protocols, g_strdup (protocol != NULL ? protocol : ""));
+  g_mutex_unlock (&peers.lock);
+  {
+    /* Watched until finalized: see peers_thread (). */
+    gpointer *slot = g_new (gpointer, 1);
+
+    *slot = connection;
+    g_object_add_weak_pointer (G_OBJECT (connection), slot);
+    g_ptr_array_add (peers.watched, slot);
+  }
+  g_ptr_array_add (peers.connections, g_object_ref (connection));
+  g_signal_connect (connection, "message", G_CALLBACK (echo_message_cb), NULL);
+}
+
+static void
+forbidden_cb (SoupServer        *server,
+              SoupServerMessage *msg,
+              const char        *path,
+              GHashTable        *query,
+              gpointer           user_data)
+{
+  soup_server_message_set_status (msg, SOUP_STATUS_FORBIDDEN, NULL);
+}
+
+static void
+request_read_cb (SoupServer        *server,
+                 SoupServerMessage *msg,
+                 gpointer           user_data)
+{
+  /* Slow upgrades make the Connecting state last long enough to see. */
+  if (g_str_has_prefix (g_uri_get_path (soup_server_message_get_uri (msg)), "/slow"))
+    g_usleep (300 * 1000);
+}
+
+static gboolean
+not_tls_incoming_cb (GSocketService    *service,
+                     GSocketConnection *connection,
+                     GObject           *source,
+                     gpointer           user_data)
+{
+  static const char text[] = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nnot TLS here";
+
+  /* Small enough for the socket buffer: never blocks. */
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
+                             text, sizeof text - 1, NULL, NULL, NULL);
+  g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+  return TRUE;
+}
+
+static gpointer
+peers_thread (gpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  const char *protocols[] = { "base64", NULL };
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  GSList *uris;
+
+  g_main_context_push_thread_default (peers.context);
+
+  peers.server = soup_server_new (NULL, NULL);
+  soup_server_remove_websocket_extension (peers.server, SOUP_TYPE_WEBSOCKET_EXTENSION_DEFLATE);
+  soup_server_add_websocket_handler (peers.server, "/ws", NULL, (char **) protocols, websocket_cb, NULL, NULL);
+  soup_server_add_websocket_handler (peers.server, "/slow", NULL, (char **) protocols, websocket_cb, NULL, NULL);
+  soup_server_add_websocket_handler (peers.server, SECRET_PATH, NULL, (char **) protocols, websocket_cb,
+                                     NULL, NULL);
+  soup_server_add_handler (peers.server, "/forbidden", forbidden_cb, NULL, NULL);
+  g_signal_connect (peers.server, "request-read", G_CALLBACK (request_read_cb), NULL);
+  soup_server_listen_local (peers.server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
+  g_assert_no_error (error);
+  uris = soup_server_get_uris (peers.server);
+  peers.port = (guint16) g_uri_get_port (uris->data);
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+
+  peers.not_tls = g_socket_service_new ();
+  g_socket_listener_add_address (G_SOCKET_LISTENER (peers.not_tls), address, G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_TCP, NULL, &bound, &error);
+  g_assert_no_error (error);
+  peers.not_tls_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_signal_connect (peers.not_tls, "incoming", G_CALLBACK (not_tls_incoming_cb), NULL);
+  g_socket_service_start (peers.not_tls);
+
+  g_mutex_lock (&peers.ready_lock);
+  peers.ready = TRUE;
+  g_cond_signal (&peers.ready_cond);
+  g_mutex_unlock (&peers.ready_lock);
+
+  g_main_loop_run (peers.loop);
+
+  g_socket_service_stop (peers.not_tls);
+  g_socket_listener_close (G_SOCKET_LISTENER (peers.not_tls));
+  g_clear_object (&peers.not_tls);
+  soup_server_disconnect (peers.server);
+  g_clear_object (&peers.server);
+  /* Every WebSocket finishes closing and goes away (libsoup's close timer
+   * holds the last reference), so that nothing outlives the context. */
+  {
+    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+    for (guint i = 0; i < peers.connections->len; i++)
+      {
+        SoupWebsocketConnection *connection = g_ptr_array_index (peers.connections, i);
+
+        if (soup_websocket_connection_get_state (connection) == SOUP_WEBSOCKET_STATE_OPEN)
+          soup_websocket_connection_close (connection, SOUP_WEBSOCKET_CLOSE_GOING_AWAY, NULL);
+      }
+    g_ptr_array_set_size (peers.connections, 0);
+    for (guint i = 0; i < peers.watched->len; i++)
+      {
+        gpointer *slot = g_ptr_array_index (peers.watched, i);
+
+        while (*slot != NULL && g_get_monotonic_time () < deadline)
+          g_main_context_iteration (peers.context, TRUE);
+        if (*slot != NULL)
+          g_object_remove_weak_pointer (*slot, slot);
+      }
+    g_ptr_array_set_size (peers.watched, 0);
+  }
+  while (g_main_context_iteration (peers.context, FALSE))
+    ;
+  g_main_context_pop_thread_default (peers.context);
+  return NULL;
+}
+
+static void
+peers_start (void)
+{
+  g_mutex_init (&peers.lock);
+  g_mutex_init (&peers.ready_lock);
+  g_cond_init (&peers.ready_cond);
+  peers.protocols = g_ptr_array_new_with_free_func (g_free);
+  peers.connections = g_ptr_array_new_with_free_func (g_object_unref);
+  peers.watched = g_ptr_array_new_with_free_func (g_free);
+  peers.context = g_main_context_new ();
+  peers.loop = g_main_loop_new (peers.context, FALSE);
+  peers.thread = g_thread_new ("peers", peers_thread, NULL);
+
+  g_mutex_lock (&peers.ready_lock);
+  while (!peers.ready)
+    g_cond_wait (&peers.ready_cond, &peers.ready_lock);
+  g_mutex_unlock (&peers.ready_lock);
+}
+
+static gboolean
+quit_cb (gpointer user_data)
+{
+  g_main_loop_quit (peers.loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+peers_stop (void)
+{
+  g_main_context_invoke (peers.context, quit_cb, NULL);
+  g_thread_join (peers.thread);
+  g_main_loop_unref (peers.loop);
+  g_main_context_unref (peers.context);
+  g_ptr_array_unref (peers.protocols);
+  g_ptr_array_unref (peers.connections);
+  g_ptr_array_unref (peers.watched);
+}
+
+static guint
+protocols_count (void)
+{
+  guint n;
+
+  g_mutex_lock (&peers.lock);
+  n = peers.protocols->len;
+  g_mutex_unlock (&peers.lock);
+  return n;
+}
+
+/* The Sec-WebSocket-Protocol of upgrade @i; waits for it, since the
+ * handler runs just after the 101 is sent. */
+static char *
+protocols_dup (guint i)
+{
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  char *protocol;
+
+  while (protocols_count () <= i && g_get_monotonic_time () < deadline)
+    g_usleep (5 * 1000);
+  g_mutex_lock (&peers.lock);
+  g_assert_cmpuint (i, <, peers.protocols->len);
+  protocol = g_strdup (g_ptr_array_index (peers.protocols, i));
+  g_mutex_unlock (&peers.lock);
+  return protocol;
+}
+
+/* ---- the bus, waiting -------------------------------------------------- */
+
+static GDBusConnection *bus;
+
+static void
+spin (void)
+{
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
+static void
+pause_ms (guint ms)
+{
+  gint64 until = g_get_monotonic_time () + ms * 1000;
+
+  while (g_get_monotonic_time () < until)
+    {
+      spin ();
+      g_usleep (10 * 1000);
+    }
+}
+
+static gboolean
+name_has_owner (const char *name)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean has;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "NameHasOwner", g_variant_new ("(s)", name),
+                                       G_VARIANT_TYPE ("(b)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(b)", &has);
+  return has;
+}
+
+static GStrv
+list_instance_names (void)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariantIter) iter = NULL;
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  const char *name;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "ListNames", NULL, G_VARIANT_TYPE ("(as)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(as)", &iter);
+  while (g_variant_iter_next (iter, "&s", &name))
+    if (g_str_has_prefix (name, NAME_PREFIX))
+      g_strv_builder_add (builder, name);
+  return g_strv_builder_end (builder);
+}
+
+static GVariant *
+get_property (const char *name,
+              const char *path,
+              const char *iface,
+              const char *property)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  GVariant *value;
+
+  reply = g_dbus_connection_call_sync (bus, name, path, "org.freedesktop.DBus.Properties", "Get",
+                                       g_variant_new ("(ss)", iface, property), G_VARIANT_TYPE ("(v)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(v)", &value);
+  return value;
+}
+
+static guint32
+get_uint (const char *name,
+          const char *path,
+          const char *iface,
+          const char *property)
+{
+  g_autoptr(GVariant) value = get_property (name, path, iface, property);
+
+  return g_variant_get_uint32 (value);
+}
+
+static guint64
+get_uint64 (const char *name,
+            const char *path,
+            const char *iface,
+            const char *property)
+{
+  g_autoptr(GVariant) value = get_property (name, path, iface, property);
+
+  return g_variant_get_uint64 (value);
+}
+
+/* Counters are copied at most once a second: wait for them. */
+static void
+wait_for_uint64 (const char *name,
+                 const char *path,
+                 const char *iface,
+                 const char *property,
+                 guint64     want)
+{
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  guint64 got;
+
+  while ((got = get_uint64 (name, path, iface, property)) != want)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("%s stayed %" G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, property, got, want);
+      g_usleep (50 * 1000);
+    }
+}
+
+static char *
+get_string (const char *name,
+            const char *path,
+            const char *iface,
+            const char *property)
+{
+  g_autoptr(GVariant) value = get_property (name, path, iface, property);
+
+  return g_variant_dup_string (value, NULL);
+}
+
+static gboolean
+set_frame_mode (const char  *name,
+                const char  *mode,
+                GError     **error)
+{
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = g_dbus_connection_call_sync (bus, name, TRANSPORT_PATH, "org.freedesktop.DBus.Properties", "Set",
+                                       g_variant_new ("(ssv)", TRANSPORT_IFACE, "FrameMode",
+                                                      g_variant_new_string (mode)),
+                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, error);
+  return reply != NULL;
+}
+
+static GVariant *
+call (const char         *name,
+      const char         *path,
+      const char         *iface,
+      const char         *method,
+      GVariant           *parameters,
+      const GVariantType *reply_type)
+{
+  g_autoptr(GError) error = NULL;
+  GVariant *reply;
+
+  reply = g_dbus_connection_call_sync (bus, name, path, iface, method, parameters, reply_type,
+                                       G_DBUS_CALL_FLAGS_NONE, 30 * 1000, NULL, &error);
+  g_assert_no_error (error);
+  return reply;
+}
+
+/* Bridge object paths, from GetManagedObjects. */
+static GPtrArray *
+list_bridges (const char *name)
+{
+  g_autoptr(GVariant) reply = call (name, ROOT_PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects",
+                                    NULL, G_VARIANT_TYPE ("(a{oa{sa{sv}}})"));
+  g_autoptr(GVariant) objects = g_variant_get_child_value (reply, 0);
+  GPtrArray *paths = g_ptr_array_new_with_free_func (g_free);
+  GVariantIter iter;
+  const char *path;
+  GVariant *interfaces;
+
+  g_variant_iter_init (&iter, objects);
+  while (g_variant_iter_next (&iter, "{&o@a{sa{sv}}}", &path, &interfaces))
+    {
+      g_autoptr(GVariant) props = g_variant_lookup_value (interfaces, BRIDGE_IFACE, NULL);
+
+      if (props != NULL)
+        {
+          /* The URL is no property: a broadcast would carry it. */
+          g_assert_false (g_variant_lookup (props, "Url", "s", NULL));
+          g_ptr_array_add (paths, g_strdup (path));
+        }
+      g_variant_unref (interfaces);
+    }
+  return paths;
+}
+
+/* The path of the bridge whose GetUrl() is @url, or NULL. */
+static char *
+find_bridge (const char *name,
+             const char *url)
+{
+  g_autoptr(GPtrArray) paths = list_bridges (name);
+
+  for (guint i = 0; i < paths->len; i++)
+    {
+      g_autoptr(GVariant) reply = call (name, g_ptr_array_index (paths, i), BRIDGE_IFACE, "GetUrl", NULL,
+                                        G_VARIANT_TYPE ("(s)"));
+      const char *got;
+
+      g_variant_get (reply, "(&s)", &got);
+      if (g_strcmp0 (got, url) == 0)
+        return g_strdup (g_ptr_array_index (paths, i));
+    }
+  return NULL;
+}
+
+/* ---- the transport under test ------------------------------------------ */
+
+typedef struct {
+  GSubprocess *process;
+  char *name;
+  guint16 port;
+} Proc;
+
+static void
+child_setup (gpointer user_data)
+{
+  /* A failed assertion must not leave transports behind. */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static GSubprocessLauncher *
+launcher_new (void)
+{
+  GSubprocessLauncher *launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+
+  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
+  return launcher;
+}
+
+/* Starts an unmanaged client (or server) on 127.0.0.1:0 and, with
+ * @wait_for_name, waits until it owns instance<PID>. */
+static Proc *
+proc_start_full (GSubprocessLauncher *launcher,
+                 const char * const  *extra,
+                 gboolean             wait_for_name)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autofree char *line = NULL;
+  Proc *proc = g_new0 (Proc, 1);
+  const char *colon;
+  gint64 deadline;
+
+  g_ptr_array_add (argv, (char *) g_getenv ("TWP_BINARY"));
+  g_ptr_array_add (argv, "--listen");
+  g_ptr_array_add (argv, "127.0.0.1:0");
+  for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
+    g_ptr_array_add (argv, (char *) extra[i]);
+  g_ptr_array_add (argv, NULL);
+
+  proc->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (proc->process));
+  line = g_data_input_stream_read_line (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (line);
+  g_assert_true (g_str_has_prefix (line, "listening on 127.0.0.1:"));
+  colon = strrchr (line, ':');
+  proc->port = (guint16) g_ascii_strtoull (colon + 1, NULL, 10);
+  g_assert_cmpuint (proc->port, >, 0);
+
+  proc->name = g_strdup_printf (NAME_PREFIX "%s", g_subprocess_get_identifier (proc->process));
+  if (!wait_for_name)
+    return proc;
+  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  while (!name_has_owner (proc->name))
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("%s never appeared on the bus", proc->name);
+      g_usleep (20 * 1000);
+    }
+  return proc;
+}
+
+static Proc *
+proc_start (const char * const *extra)
+{
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+
+  return proc_start_full (launcher, extra, TRUE);
+}
+
+/* For transports that dial wss://: LeakSanitizer cannot scan a process
+ * that used GnuTLS (see tests/lsan.supp); AddressSanitizer stays on. */
+static Proc *
+proc_start_tls (const char * const *extra)
+{
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+  const char *asan = g_getenv ("ASAN_OPTIONS");
+
+  if (asan != NULL)
+    {
+      g_autofree char *options = g_strconcat (asan, ":detect_leaks=0", NULL);
+
+      g_subprocess_launcher_setenv (launcher, "ASAN_OPTIONS", options, TRUE);
+    }
+  return proc_start_full (launcher, extra, TRUE);
+}
+
+static void
+wait_done_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  gboolean *done = user_data;
+
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
+  *done = TRUE;
+}
+
+static void
+proc_stop (Proc *proc)
+{
+  gboolean done = FALSE;
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+
+  g_subprocess_send_signal (proc->process, SIGTERM);
+  g_subprocess_wait_async (proc->process, NULL, wait_done_cb, &done);
+  while (!done)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("the transport did not exit after SIGTERM");
+      spin ();
+      g_usleep (10 * 1000);
+    }
+  /* It exits cleanly (K1), which also runs the D-Bus teardown. */
+  g_assert_true (g_subprocess_get_if_exited (proc->process));
+  g_assert_cmpint (g_subprocess_get_exit_status (proc->process), ==, 0);
+  g_object_unref (proc->process);
+  g_free (proc->name);
+  g_free (proc);
+}
+
+/* ---- SOCKS5 as tor speaks it ------------------------------------------- */
+
+static void
+send_all (GSocket     *socket,
+          const void  *data,
+          gsize        len)
+{
+  g_autoptr(GError) error = NULL;
+  const guint8 *p = data;
+
+  while (len > 0)
+    {
+      gssize n = g_socket_send (socket, (const char *) p, len, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (n, >, 0);
+      p += n;
+      len -= n;
+    }
+}
+
+/* FALSE on EOF before @len bytes. */
+static gboolean
+recv_exact (GSocket *socket,
+            void    *data,
+            gsize    len)
+{
+  guint8 *p = data;
+
+  while (len > 0)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_socket_receive (socket, (char *) p, len, NULL, &error);
+
+      if (n <= 0)
+        return FALSE;
+      p += n;
+      len -= n;
+    }
+  return TRUE;
+}
+
+/* Returns the open tunnel, or NULL with the reply code (0xff: the
+ * arguments were refused at authentication, or the connection closed). */
+static GSocket *
+socks_connect (guint16     port,
+               const char *args,
+               guint8     *reply_code)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, port);
+  guint8 buf[512];
+  gsize args_len = args != NULL ? strlen (args) : 0;
+  static const guint8 connect_request[] = { 5, 1, 0, 1, 127, 0, 0, 1, 0, 1 };
+
+  g_assert_cmpuint (args_len, <=, 255);
+  *reply_code = 0xff;
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_set_timeout (socket, IO_TIMEOUT_S);
+  g_socket_connect (socket, address, NULL, &error);
+  g_assert_no_error (error);
+
+  if (args_len > 0)
+    {
+      /* Arguments ride in the username; a lone NUL password, as tor does. */
+      send_all (socket, (const guint8[]) { 5, 1, 2 }, 3);
+      if (!recv_exact (socket, buf, 2))
+        return NULL;
+      g_assert_cmpuint (buf[1], ==, 2);
+      buf[0] = 1;
+      buf[1] = (guint8) args_len;
+      memcpy (buf + 2, args, args_len);
+      buf[2 + args_len] = 1;
+      buf[3 + args_len] = 0;
+      send_all (socket, buf, 4 + args_len);
+      if (!recv_exact (socket, buf, 2) || buf[1] != 0)
+        return NULL;
+    }
+  else
+    {
+      send_all (socket, (const guint8[]) { 5, 1, 0 }, 3);
+      if (!recv_exact (socket, buf, 2))
+        return NULL;
+      g_assert_cmpuint (buf[1], ==, 0);
+    }
+  send_all (socket, connect_request, sizeof connect_request);
+  if (!recv_exact (socket, buf, 10))
+    return NULL;
+  *reply_code = buf[1];
+  if (buf[1] != 0)
+    return NULL;
+  return g_steal_pointer (&socket);
+}
+
+static GSocket *
+socks_open (guint16     port,
+            const char *args)
+{
+  guint8 code;
+  GSocket *socket = socks_connect (port, args, &code);
+
+  if (socket == NULL)
+    g_error ("SOCKS connection failed with reply %u", code);
+  return socket;
+}
+
+static void
+assert_echo (GSocket *socket,
+             gsize    len)
+{
+  g_autofree guint8 *data = g_malloc (len);
+  g_autofree guint8 *back = g_malloc (len);
+
+  for (gsize i = 0; i < len; i++)
+    data[i] = (guint8) g_random_int ();
+  send_all (socket, data, len);
+  g_assert_true (recv_exact (socket, back, len));
+  g_assert_cmpmem (data, len, back, len);
+}
+
+/* ---- signal recording -------------------------------------------------- */
+
+typedef struct {
+  char *sender;
+  char *path;
+  char *member;
+  char *params;   /* g_variant_print () */
+} Signal;
+
+static void
+signal_free (Signal *signal)
+{
+  g_free (signal->sender);
+  g_free (signal->path);
+  g_free (signal->member);
+  g_free (signal->params);
+  g_free (signal);
+}
+
+static void
+record_signal_cb (GDBusConnection *connection,
+                  const char      *sender,
+                  const char      *path,
+                  const char      *iface,
+                  const char      *member,
+                  GVariant        *parameters,
+                  gpointer         user_data)
+{
+  GPtrArray *signals = user_data;
+  Signal *signal = g_new0 (Signal, 1);
+
+  signal->sender = g_strdup (sender);
+  signal->path = g_strdup (path);
+  signal->member = g_strdup_printf ("%s.%s", iface, member);
+  signal->params = g_variant_print (parameters, TRUE);
+  g_ptr_array_add (signals, signal);
+}
+
+/* Every signal broadcast on the bus (a match rule for all of them). */
+static guint
+record_signals (GPtrArray *signals)
+{
+  return g_dbus_connection_signal_subscribe (bus, NULL, NULL, NULL, NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                             record_signal_cb, signals, NULL);
+}
+
+/* Whether PropertiesChanged on @path set @needle (e.g. "'State': <uint32 30>")
+ * at index >= *from; *from moves past it. */
+static gboolean
+find_change (GPtrArray  *signals,
+             const char *path,
+             const char *needle,
+             guint      *from)
+{
+  for (guint i = *from; i < signals->len; i++)
+    {
+      Signal *signal = g_ptr_array_index (signals, i);
+
+      if (g_str_equal (signal->path, path) &&
+          g_str_equal (signal->member, "org.freedesktop.DBus.Properties.PropertiesChanged") &&
+          strstr (signal->params, needle) != NULL)
+        {
+          *from = i + 1;
+          return TRUE;
+        }
+    }
+  return FALSE;
+}
+
+static gboolean
+wait_for_change (GPtrArray  *signals,
+                 const char *path,
+                 const char *needle,
+                 guint      *from)
+{
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      spin ();
+      if (find_change (signals, path, needle, from))
+        return TRUE;
+      g_usleep (10 * 1000);
+    }
+  return FALSE;
+}
+
+/* ---- introspection matches the XML ------------------------------------- */
+
+static char *
+args_signature (GDBusArgInfo **args)
+{
+  GString *signature = g_string_new (NULL);
+
+  for (guint i = 0; args != NULL && args[i] != NULL; i++)
+    g_string_append (signature, args[i]->signature);
+  return g_string_free (signature, FALSE);
+}
+
+static void
+assert_same_interface (GDBusInterfaceInfo *expected,
+                       GDBusInterfaceInfo *live)
+{
+  guint n;
+
+  g_assert_cmpstr (expected->name, ==, live->name);
+
+  for (n = 0; expected->methods != NULL && expected->methods[n] != NULL; n++)
+    {
+      GDBusMethodInfo *want = expected->methods[n];
+      GDBusMethodInfo *got = g_dbus_interface_info_lookup_method (live, want->name);
+      g_autofree char *want_in = NULL, *want_out = NULL, *got_in = NULL, *got_out = NULL;
+
+      g_assert_nonnull (got);
+      want_in = args_signature (want->in_args);
+      want_out = args_signature (want->out_args);
+      got_in = args_signature (got->in_args);
+      got_out = args_signature (got->out_args);
+      g_assert_cmpstr (want_in, ==, got_in);
+      g_assert_cmpstr (want_out, ==, got_out);
+    }
+  g_assert_cmpuint (n, ==, live->methods != NULL ? g_strv_length ((char **) live->methods) : 0);
+
+  for (n = 0; expected->signals != NULL && expected->signals[n] != NULL; n++)
+    {
+      GDBusSignalInfo *want = expected->signals[n];
+      GDBusSignalInfo *got = g_dbus_interface_info_lookup_signal (live, want->name);
+      g_autofree char *want_sig = NULL, *got_sig = NULL;
+
+      g_assert_nonnull (got);
+      want_sig = args_signature (want->args);
+      got_sig = args_signature (got->args);
+      g_assert_cmpstr (want_sig, ==, got_sig);
+    }
+  g_assert_cmpuint (n, ==, live->signals != NULL ? g_strv_length ((char **) live->signals) : 0);
+
+  for (n = 0; expected->properties != NULL && expected->properties[n] != NULL; n++)
+    {
+      GDBusPropertyInfo *want = expected->properties[n];
+      GDBusPropertyInfo *got = g_dbus_interface_info_lookup_property (live, want->name);
+
+      g_assert_nonnull (got);
+      g_assert_cmpstr (want->signature, ==, got->signature);
+      g_assert_cmpint (want->flags, ==, got->flags);
+    }
+  g_assert_cmpuint (n, ==, live->properties != NULL ? g_strv_length ((char **) live->properties) : 0);
+}
+
+static GDBusNodeInfo *
+introspect (const char *name,
+            const char *path)
+{
+  g_autoptr(GVariant) reply = call (name, path, "org.freedesktop.DBus.Introspectable", "Introspect", NULL,
+                                    G_VARIANT_TYPE ("(s)"));
+  g_autoptr(GError) error = NULL;
+  const char *xml;
+  GDBusNodeInfo *node;
+
+  g_variant_get (reply, "(&s)", &xml);
+  node = g_dbus_node_info_new_for_xml (xml, &error);
+  g_assert_no_error (error);
+  return node;
+}
+
+static GDBusInterfaceInfo *
+load_interface (const char *file,
+                const char *iface,
+                GDBusNodeInfo **node_out)
+{
+  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "..", "data", file, NULL);
+  g_autofree char *xml = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_file_get_contents (path, &xml, NULL, &error);
+  g_assert_no_error (error);
+  *node_out = g_dbus_node_info_new_for_xml (xml, &error);
+  g_assert_no_error (error);
+  return g_dbus_node_info_lookup_interface (*node_out, iface);
+}
+
+static void
+test_introspection (void)
+{
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/ws", peers.port);
+  g_autofree char *args = g_strdup_printf ("url=%s", url);
+  Proc *proc = proc_start ((const char *[]) { "--client", NULL });
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GDBusNodeInfo) root = NULL, transport = NULL, bridge = NULL;
+  g_autoptr(GDBusNodeInfo) transport_xml = NULL, bridge_xml = NULL;
+  g_autofree char *bridge_path = NULL;
+  GDBusInterfaceInfo *want;
+
+  /* The bridge object appears with the first SOCKS request for it. */
+  g_assert_cmpuint (list_bridges (proc->name)->len, ==, 0);
+  socket = socks_open (proc->port, args);
+  bridge_path = find_bridge (proc->name, url);
+  g_assert_nonnull (bridge_path);
+  g_assert_true (g_str_has_prefix (bridge_path, ROOT_PATH "/bridge/"));
+
+  root = introspect (proc->name, ROOT_PATH);
+  g_assert_nonnull (g_dbus_node_info_lookup_interface (root, "org.freedesktop.DBus.ObjectManager"));
+
+  transport = introspect (proc->name, TRANSPORT_PATH);
+  want = load_interface ("io.github.TorWebSocketProxy1.Transport.xml", TRANSPORT_IFACE, &transport_xml);
+  g_assert_nonnull (want);
+  assert_same_interface (want, g_dbus_node_info_lookup_interface (transport, TRANSPORT_IFACE));
+
+  bridge = introspect (proc->name, bridge_path);
+  want = load_interface ("io.github.TorWebSocketProxy1.Bridge.xml", BRIDGE_IFACE, &bridge_xml);
+  g_assert_nonnull (want);
+  assert_same_interface (want, g_dbus_node_info_lookup_interface (bridge, BRIDGE_IFACE));
+
+  /* Role, version and origin of an unmanaged client. */
+  {
+    g_autofree char *role = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "Role");
+    g_autofree char *version = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "Version");
+    g_autofree char *origin = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "OriginHint");
+    g_autofree char *id = get_string (proc->name, bridge_path, BRIDGE_IFACE, "Id");
+
+    g_assert_cmpstr (role, ==, "client");
+    g_assert_cmpstr (version, ==, PACKAGE_VERSION);
+    g_assert_cmpstr (origin, ==, "other");
+    g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "ParentPid"), ==, getpid ());
+    g_assert_true (g_str_has_suffix (bridge_path, id));
+  }
+
+  g_clear_object (&socket);
+  proc_stop (proc);
+}
+
+/* ---- discovery --------------------------------------------------------- */
+
+static void
+name_owner_changed_cb (GDBusConnection *connection,
+                       const char      *sender,
+                       const char      *path,
+                       const char      *iface,
+                       const char      *member,
+                       GVariant        *parameters,
+                       gpointer         user_data)
+{
+  GPtrArray *gone = user_data;
+  const char *name, *old_owner, *new_owner;
+
+  g_variant_get (parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
+  if (*new_owner == '\0')
+    g_ptr_array_add (gone, g_strdup (name));
+}
+
+static void
+test_two_instances (void)
+{
+  Proc *a = proc_start ((const char *[]) { "--client", NULL });
+  Proc *b = proc_start ((const char *[]) { "--server", "--orport", "127.0.0.1:9", NULL });
+  g_auto(GStrv) names = list_instance_names ();
+  g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *role_b = NULL;
+  gint64 deadline;
+  guint id;
+
+  /* Both are found by the prefix alone. */
+  g_assert_true (g_strv_contains ((const char * const *) names, a->name));
+  g_assert_true (g_strv_contains ((const char * const *) names, b->name));
+  role_b = get_string (b->name, TRANSPORT_PATH, TRANSPORT_IFACE, "Role");
+  g_assert_cmpstr (role_b, ==, "server");
+  g_assert_cmpuint (get_uint (b->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 20);
+  g_assert_cmpuint (list_bridges (b->name)->len, ==, 0);
+
+  /* What a status app does: follow the namespace, no polling. */
+  id = g_dbus_connection_signal_subscribe (bus, "org.freedesktop.DBus", "org.freedesktop.DBus",
+                                           "NameOwnerChanged", "/org/freedesktop/DBus",
+                                           "io.github.TorWebSocketProxy1",
+                                           G_DBUS_SIGNAL_FLAGS_MATCH_ARG0_NAMESPACE,
+                                           name_owner_changed_cb, gone, NULL);
+  /* The match rule is in place once a round trip has gone through. */
+  g_assert_true (name_has_owner (a->name));
+  proc_stop (a);
+  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  while (gone->len == 0 && g_get_monotonic_time () < deadline)
+    {
+      spin ();
+      g_usleep (10 * 1000);
+    }
+  g_dbus_connection_signal_unsubscribe (bus, id);
+  g_assert_cmpuint (gone->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (gone, 0), !=, b->name);
+  g_assert_true (g_str_has_prefix (g_ptr_array_index (gone, 0), NAME_PREFIX));
+  g_assert_true (name_has_owner (b->name));
+
+  names = (g_strfreev (names), list_instance_names ());
+  g_assert_true (g_strv_contains ((const char * const *) names, b->name));
+  g_assert_cmpuint (g_strv_length (names), ==, 1);
+  proc_stop (b);
+}
+
+/* Another process holds instance<PID> (PID namespaces): the transport
+ * takes instance<PID>_1 instead. */
+static void
+test_name_taken (void)
+{
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE);
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *taken = NULL;
+  Proc *proc = g_new0 (Proc, 1);
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  guint32 result;
+
+  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
+  /* The shell waits for us, then becomes the transport with the same PID. */
+  proc->process = g_subprocess_launcher_spawn (launcher, &error, "sh", "-c",
+                                               "read go && exec \"$0\" --client --listen 127.0.0.1:0",
+                                               g_getenv ("TWP_BINARY"), NULL);
+  g_assert_no_error (error);
+  taken = g_strdup_printf (NAME_PREFIX "%s", g_subprocess_get_identifier (proc->process));
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "RequestName", g_variant_new ("(su)", taken, 4),
+                                       G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(u)", &result);
+  g_assert_cmpuint (result, ==, 1);
+
+  g_output_stream_write_all (g_subprocess_get_stdin_pipe (proc->process), "go\n", 3, NULL, NULL, &error);
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (proc->process));
+  line = g_data_input_stream_read_line (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (line, "listening on"));
+
+  proc->name = g_strconcat (taken, "_1", NULL);
+  while (!name_has_owner (proc->name))
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("%s never appeared on the bus", proc->name);
+      g_usleep (20 * 1000);
+    }
+  g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 20);
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "ReleaseName", g_variant_new ("(s)", taken),
+                                       G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  proc_stop (proc);
+}
+
+/* ---- live properties --------------------------------------------------- */
+
+static void
+test_live_transfer (void)
+{
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/slow", peers.port);
+  Proc *proc = proc_start ((const char *[]) { "--client", "--url", url, NULL });
+  g_autoptr(GPtrArray) signals = g_ptr_array_new_with_free_func ((GDestroyNotify) signal_free);
+  g_autoptr(GSocket) socket = NULL;
+  g_autofree char *bridge_path = NULL;
+  guint id = record_signals (signals);
+  guint from = 0, connected;
+
+  g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 20);
+  g_assert_true (name_has_owner (proc->name));
+  /* No SOCKS arguments: the command line's --url. */
+  socket = socks_open (proc->port, NULL);
+  bridge_path = find_bridge (proc->name, url);
+  g_assert_nonnull (bridge_path);
+  assert_echo (socket, 5000);
+
+  /* State changes arrive at once, in order. */
+  g_assert_true (wait_for_change (signals, bridge_path, "'State': <uint32 20>", &from));
+  g_assert_true (wait_for_change (signals, bridge_path, "'State': <uint32 30>", &from));
+  connected = from;
+  from = 0;
+  g_assert_true (wait_for_change (signals, TRANSPORT_PATH, "'State': <uint32 30>", &from));
+  g_assert_true (wait_for_change (signals, TRANSPORT_PATH, "'State': <uint32 40>", &from));
+  from = 0;
+  g_assert_true (wait_for_change (signals, bridge_path, "'Phase': <uint32 60>", &from));
+  g_assert_cmpuint (get_uint (proc->name, bridge_path, BRIDGE_IFACE, "ActiveConnections"), ==, 1);
+
+  /* Counters follow within about a second. */
+  from = 0;
+  g_assert_true (wait_for_change (signals, bridge_path, "'BytesSent': <uint64 5000>", &from));
+  from = 0;
+  g_assert_true (wait_for_change (signals, bridge_path, "'BytesReceived': <uint64 5000>", &from));
+  from = 0;
+  g_assert_true (wait_for_change (signals, TRANSPORT_PATH, "'BytesSent': <uint64 5000>", &from));
+  wait_for_uint64 (proc->name, bridge_path, BRIDGE_IFACE, "Attempts", 1);
+
+  assert_echo (socket, 3000);
+  from = 0;
+  g_assert_true (wait_for_change (signals, bridge_path, "'BytesSent': <uint64 8000>", &from));
+
+  /* Closing the tunnel: back to idle. */
+  g_clear_object (&socket);
+  from = connected;
+  g_assert_true (wait_for_change (signals, bridge_path, "'State': <uint32 10>", &from));
+  g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 20);
+
+  g_dbus_connection_signal_unsubscribe (bus, id);
+  proc_stop (proc);
+}
+
+/* ---- failures, Test() -------------------------------------------------- */
+
+typedef struct {
+  const char *what;
+  char *url;
+  guint32 phase;
+  guint32 reason;
+} Failure;
+
+static guint16
+closed_port (void)
+{
+  g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                            G_SOCKET_PROTOCOL_TCP, NULL);
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  g_assert_true (g_socket_bind (socket, address, FALSE, NULL));
+  bound = g_socket_get_local_address (socket, NULL);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static void
+assert_test_result (const char *name,
+                    const char *bridge_path,
+                    gboolean    want_ok,
+                    guint32     want_phase,
+                    guint32     want_reason)
+{
+  g_autoptr(GVariant) reply = call (name, bridge_path, BRIDGE_IFACE, "Test", NULL,
+                                    G_VARIANT_TYPE ("(buus)"));
+  gboolean ok;
+  guint32 phase, reason;
+  const char *details;
+
+  g_variant_get (reply, "(buu&s)", &ok, &phase, &reason, &details);
+  g_test_message ("Test() on %s: ok=%d phase=%u reason=%u details=%s", bridge_path, ok, phase, reason, details);
+  g_assert_cmpint (ok, ==, want_ok);
+  g_assert_cmpuint (phase, ==, want_phase);
+  g_assert_cmpuint (reason, ==, want_reason);
+  if (ok)
+    g_assert_cmpstr (details, ==, "");
+  else
+    g_assert_cmpstr (details, !=, "");
+}
+
+static void
+test_reply_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  GVariant **reply = user_data;
+  g_autoptr(GError) error = NULL;
+
+  *reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_failures (void)
+{
+  Proc *proc = proc_start_tls ((const char *[]) { "--client", "--connect-timeout", "10", NULL });
+  g_autofree char *good = g_strdup_printf ("ws://127.0.0.1:%u/ws", peers.port);
+  Failure failures[] = {
+    { "refused", g_strdup_printf ("ws://127.0.0.1:%u/", closed_port ()), 20, 30 },
+    { "403", g_strdup_printf ("ws://127.0.0.1:%u/forbidden", peers.port), 50, 90 },
+    { "not TLS", g_strdup_printf ("wss://127.0.0.1:%u/", peers.not_tls_port), 40, 70 },
+    { "DNS", g_strdup ("ws://name.invalid/"), 10, 20 },
+  };
+  g_autoptr(GSocket) socket = NULL;
+  g_autofree char *good_path = NULL;
+  g_autofree char *good_args = g_strdup_printf ("url=%s", good);
+  guint32 transport_reason;
+
+  for (guint i = 0; i < G_N_ELEMENTS (failures); i++)
+    {
+      g_autofree char *args = g_strdup_printf ("url=%s", failures[i].url);
+      g_autofree char *path = NULL;
+      g_autofree char *details = NULL;
+      guint8 code;
+
+      g_test_message ("failure: %s", failures[i].what);
+      g_assert_null (socks_connect (proc->port, args, &code));
+      g_assert_cmpuint (code, !=, 0);
+      path = find_bridge (proc->name, failures[i].url);
+      g_assert_nonnull (path);
+      /* The bridge says where and why it failed... */
+      g_assert_cmpuint (get_uint (proc->name, path, BRIDGE_IFACE, "State"), ==, 40);
+      g_assert_cmpuint (get_uint (proc->name, path, BRIDGE_IFACE, "Phase"), ==, failures[i].phase);
+      g_assert_cmpuint (get_uint (proc->name, path, BRIDGE_IFACE, "LastFailureReason"), ==, failures[i].reason);
+      details = get_string (proc->name, path, BRIDGE_IFACE, "LastFailureDetails");
+      g_assert_cmpstr (details, !=, "");
+      /* ...and so does the transport, for the most recent one. */
+      g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "LastFailureReason"), ==,
+                        failures[i].reason);
+      g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 60);
+      /* Test() finds the same, and leaves the properties alone. */
+      assert_test_result (proc->name, path, FALSE, failures[i].phase, failures[i].reason);
+      wait_for_uint64 (proc->name, path, BRIDGE_IFACE, "Attempts", 1);
+      wait_for_uint64 (proc->name, path, BRIDGE_IFACE, "Failures", 1);
+    }
+
+  /* A working bridge: the transport becomes degraded (others failing). */
+  socket = socks_open (proc->port, good_args);
+  good_path = find_bridge (proc->name, good);
+  g_assert_nonnull (good_path);
+  assert_test_result (proc->name, good_path, TRUE, 60, 0);
+  g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 50);
+  assert_echo (socket, 100);
+
+  /* Callers of a running Test() share it: both get the answer. */
+  {
+    g_autofree char *forbidden = g_strdup_printf ("ws://127.0.0.1:%u/forbidden", peers.port);
+    g_autofree char *path = find_bridge (proc->name, forbidden);
+    GVariant *replies[2] = { NULL, NULL };
+    gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+
+    for (guint i = 0; i < 2; i++)
+      g_dbus_connection_call (bus, proc->name, path, BRIDGE_IFACE, "Test", NULL, G_VARIANT_TYPE ("(buus)"),
+                              G_DBUS_CALL_FLAGS_NONE, 30000, NULL, test_reply_cb, &replies[i]);
+    while ((replies[0] == NULL || replies[1] == NULL) && g_get_monotonic_time () < deadline)
+      {
+        spin ();
+        g_usleep (10 * 1000);
+      }
+    g_assert_nonnull (replies[0]);
+    g_assert_nonnull (replies[1]);
+    g_assert_true (g_variant_equal (replies[0], replies[1]));
+    g_variant_unref (replies[0]);
+    g_variant_unref (replies[1]);
+  }
+
+  /* Bad arguments never make a bridge: the transport reports them. */
+  {
+    guint8 code;
+    g_autoptr(GPtrArray) before = list_bridges (proc->name);
+    g_autoptr(GPtrArray) after = NULL;
+
+    g_assert_null (socks_connect (proc->port, "url=http://x/", &code));
+    after = list_bridges (proc->name);
+    g_assert_cmpuint (after->len, ==, before->len);
+    pause_ms (100);
+    transport_reason = get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "LastFailureReason");
+    g_assert_cmpuint (transport_reason, ==, 10);   /* bad-arguments */
+  }
+
+  g_clear_object (&socket);
+  for (guint i = 0; i < G_N_ELEMENTS (failures); i++)
+    g_free (failures[i].url);
+  proc_stop (proc);
+}
+
+/* ---- the frame-mode switch --------------------------------------------- */
+
+static void
+test_frame_mode (void)
+{
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/ws", peers.port);
+  g_autofree char *pinned_args = g_strdup_printf ("url=%s;mode=binary", url);
+  Proc *proc = proc_start ((const char *[]) { "--client", "--url", url, NULL });
+  g_autoptr(GSocket) first = NULL, second = NULL, third = NULL, pinned = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *mode = NULL, *bridge_mode = NULL, *bridge_path = NULL, *pinned_path = NULL;
+  g_autofree char *protocol = NULL;
+  g_autofree char *remote = NULL;
+  guint base = protocols_count ();
+
+  mode = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "FrameMode");
+  g_assert_cmpstr (mode, ==, "binary");
+
+  first = socks_open (proc->port, NULL);
+  assert_echo (first, 1000);
+  protocol = protocols_dup (base);
+  g_assert_cmpstr (protocol, ==, "");
+
+  g_assert_true (set_frame_mode (proc->name, "base64", &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&mode, g_free);
+  mode = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "FrameMode");
+  g_assert_cmpstr (mode, ==, "base64");
+  bridge_path = find_bridge (proc->name, url);
+  bridge_mode = get_string (proc->name, bridge_path, BRIDGE_IFACE, "FrameMode");
+  g_assert_cmpstr (bridge_mode, ==, "base64");
+
+  /* The next handshake asks for base64; the open tunnel keeps binary. */
+  second = socks_open (proc->port, NULL);
+  assert_echo (second, 1000);
+  g_clear_pointer (&protocol, g_free);
+  protocol = protocols_dup (base + 1);
+  g_assert_cmpstr (protocol, ==, "base64");
+  assert_echo (first, 1000);
+
+  /* Unknown values are refused and change nothing. */
+  g_assert_false (set_frame_mode (proc->name, "text", &error));
+  remote = g_dbus_error_get_remote_error (error);
+  g_assert_cmpstr (remote, ==, "io.github.TorWebSocketProxy1.Error.InvalidArgument");
+  g_clear_error (&error);
+  g_clear_pointer (&mode, g_free);
+  mode = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "FrameMode");
+  g_assert_cmpstr (mode, ==, "base64");
+
+  /* A bridge line's mode= wins over the switch. */
+  pinned = socks_open (proc->port, pinned_args);
+  g_clear_pointer (&protocol, g_free);
+  protocol = protocols_dup (base + 2);
+  g_assert_cmpstr (protocol, ==, "");
+  assert_echo (pinned, 500);
+  {
+    g_autoptr(GPtrArray) paths = list_bridges (proc->name);
+    g_autoptr(GVariant) pinned_value = NULL;
+
+    g_assert_cmpuint (paths->len, ==, 2);
+    for (guint i = 0; i < paths->len; i++)
+      if (!g_str_equal (g_ptr_array_index (paths, i), bridge_path))
+        pinned_path = g_strdup (g_ptr_array_index (paths, i));
+    pinned_value = get_property (proc->name, pinned_path, BRIDGE_IFACE, "ModePinned");
+    g_assert_true (g_variant_get_boolean (pinned_value));
+  }
+
+  g_assert_true (set_frame_mode (proc->name, "binary", &error));
+  third = socks_open (proc->port, NULL);
+  assert_echo (third, 1000);
+  g_clear_pointer (&protocol, g_free);
+  protocol = protocols_dup (base + 3);
+  g_assert_cmpstr (protocol, ==, "");
+  assert_echo (second, 1000);
+  assert_echo (first, 1000);
+
+  g_clear_object (&first);
+  g_clear_object (&second);
+  g_clear_object (&third);
+  g_clear_object (&pinned);
+  proc_stop (proc);
+}
+
+/* ---- privacy ----------------------------------------------------------- */
+
+static void
+assert_no_secret_in_signals (GPtrArray  *signals,
+                             const char *const *secrets)
+{
+  for (guint i = 0; i < signals->len; i++)
+    {
+      Signal *signal = g_ptr_array_index (signals, i);
+
+      for (guint j = 0; secrets[j] != NULL; j++)
+        if (strstr (signal->params, secrets[j]) != NULL)
+          g_error ("signal %s on %s carries \"%s\": %s", signal->member, signal->path, secrets[j],
+                   signal->params);
+    }
+}
+
+static void
+run_privacy (gboolean unsafe)
+{
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u" SECRET_PATH, peers.port);
+  g_autofree char *refused = g_strdup_printf ("ws://127.0.0.1:%u" SECRET_PATH, closed_port ());
+  g_autofree char *tls = g_strdup_printf ("wss://127.0.0.1:%u" SECRET_PATH, peers.not_tls_port);
+  g_autofree char *forbidden = g_strdup_printf ("ws://127.0.0.1:%u/forbidden", peers.port);
+  g_autofree char *args = g_strdup_printf ("url=%s", url);
+  g_autofree char *refused_args = g_strdup_printf ("url=%s", refused);
+  g_autofree char *tls_args = g_strdup_printf ("url=%s", tls);
+  g_autofree char *forbidden_args = g_strdup_printf ("url=%s", forbidden);
+  g_autofree char *port1 = g_strdup_printf (":%u", peers.port);
+  g_autofree char *port2 = g_strdup_printf (":%u", peers.not_tls_port);
+  g_autoptr(GPtrArray) signals = g_ptr_array_new_with_free_func ((GDestroyNotify) signal_free);
+  guint id = record_signals (signals);
+  Proc *proc = proc_start_tls ((const char *[]) { "--client", unsafe ? "--unsafe-logging" : "--client", NULL });
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GVariant) events = NULL;
+  g_autoptr(GVariant) diagnostics = NULL;
+  g_autofree char *events_text = NULL;
+  const char *text;
+  const char *secrets[] = { SECRET_PATH, "127.0.0.1", port1, port2, "forbidden", NULL };
+  guint8 code;
+  guint from = 0;
+
+  socket = socks_open (proc->port, args);
+  assert_echo (socket, 2000);
+  g_assert_null (socks_connect (proc->port, refused_args, &code));
+  g_assert_null (socks_connect (proc->port, tls_args, &code));
+  g_assert_null (socks_connect (proc->port, forbidden_args, &code));
+  g_assert_null (socks_connect (proc->port, "url=http://127.0.0.1" SECRET_PATH, &code));
+  g_clear_object (&socket);
+  /* Let every queued change and counter update go out. */
+  g_assert_true (wait_for_change (signals, TRANSPORT_PATH, "'BytesReceived': <uint64 2000>", &from));
+  pause_ms (1500);
+
+  g_assert_cmpuint (signals->len, >, 10);
+  assert_no_secret_in_signals (signals, secrets);
+
+  /* The URL is there for whoever asks... */
+  {
+    g_autofree char *path = find_bridge (proc->name, url);
+
+    g_assert_nonnull (path);
+  }
+  diagnostics = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetDiagnostics", g_variant_new ("(b)", TRUE),
+                      G_VARIANT_TYPE ("(s)"));
+  g_variant_get (diagnostics, "(&s)", &text);
+  g_assert_nonnull (strstr (text, url));
+  g_clear_pointer (&diagnostics, g_variant_unref);
+  /* ...but a redacted report has no URL or address. */
+  diagnostics = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetDiagnostics", g_variant_new ("(b)", FALSE),
+                      G_VARIANT_TYPE ("(s)"));
+  g_variant_get (diagnostics, "(&s)", &text);
+  g_assert_nonnull (strstr (text, "bridges: 4"));
+  for (guint j = 0; secrets[j] != NULL; j++)
+    g_assert_null (strstr (text, secrets[j]));
+
+  /* With unsafe logging the events do name the bridge (so the check
+   * above was not vacuous), but only in replies. */
+  events = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetRecentEvents", NULL,
+                 G_VARIANT_TYPE ("(a(xus))"));
+  events_text = g_variant_print (events, FALSE);
+  g_assert_nonnull (strstr (events_text, "cannot open WebSocket"));
+  if (unsafe)
+    g_assert_nonnull (strstr (events_text, SECRET_PATH));
+  else
+    g_assert_null (strstr (events_text, SECRET_PATH));
+
+  g_dbus_connection_signal_unsubscribe (bus, id);
+  proc_stop (proc);
+}
+
+static void
+test_privacy (void)
+{
+  run_privacy (FALSE);
+}
+
+static void
+test_privacy_unsafe_logging (void)
+{
+  run_privacy (TRUE);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static void
+test_events (void)
+{
+  g_autoptr(GPtrArray) signals = g_ptr_array_new_with_free_func ((GDestroyNotify) signal_free);
+  guint id = record_signals (signals);
+  Proc *proc = proc_start ((const char *[]) { "--client", NULL });
+  g_autoptr(GVariant) events = NULL;
+  g_autoptr(GVariant) list = NULL;
+  g_autofree char *args = g_strdup_printf ("url=ws://127.0.0.1:%u/", closed_port ());
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  gboolean seen = FALSE;
+  guint8 code;
+
+  g_assert_null (socks_connect (proc->port, args, &code));
+  g_assert_cmpuint (code, ==, 5);
+  while (!seen && g_get_monotonic_time () < deadline)
+    {
+      spin ();
+      for (guint i = 0; i < signals->len && !seen; i++)
+        {
+          Signal *signal = g_ptr_array_index (signals, i);
+
+          seen = g_str_equal (signal->member, TRANSPORT_IFACE ".Event") &&
+                 strstr (signal->params, "cannot open WebSocket") != NULL &&
+                 strstr (signal->params, "uint32 1,") != NULL;
+        }
+      g_usleep (10 * 1000);
+    }
+  g_assert_true (seen);
+
+  events = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetRecentEvents", NULL,
+                 G_VARIANT_TYPE ("(a(xus))"));
+  list = g_variant_get_child_value (events, 0);
+  g_assert_cmpuint (g_variant_n_children (list), >=, 2);
+  g_assert_cmpuint (g_variant_n_children (list), <=, 100);
+  {
+    gint64 time;
+    guint32 severity;
+    const char *message;
+
+    g_variant_get_child (list, g_variant_n_children (list) - 1, "(xu&s)", &time, &severity, &message);
+    g_assert_cmpint (time, >, 1600000000);
+    g_assert_cmpuint (severity, ==, 1);
+    g_assert_nonnull (strstr (message, "cannot open WebSocket"));
+  }
+
+  /* The ring is bounded. */
+  for (guint i = 0; i < 110; i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (set_frame_mode (proc->name, i % 2 ? "binary" : "base64", &error));
+    }
+  g_clear_pointer (&events, g_variant_unref);
+  g_clear_pointer (&list, g_variant_unref);
+  events = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetRecentEvents", NULL,
+                 G_VARIANT_TYPE ("(a(xus))"));
+  list = g_variant_get_child_value (events, 0);
+  g_assert_cmpuint (g_variant_n_children (list), ==, 100);
+
+  g_dbus_connection_signal_unsubscribe (bus, id);
+  proc_stop (proc);
+}
+
+/* ---- the stored frame mode --------------------------------------------- */
+
+static void
+test_stored_mode (void)
+{
+  g_autofree char *config = g_dir_make_tmp ("twp-dbus-config-XXXXXX", NULL);
+  g_autofree char *keyfile = g_build_filename (config, "glib-2.0", "settings", "keyfile", NULL);
+  g_autofree char *settings_dir = g_build_filename (config, "glib-2.0", "settings", NULL);
+  g_autofree char *glib_dir = g_build_filename (config, "glib-2.0", NULL);
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *mode = NULL;
+  g_autofree char *contents = NULL;
+  Proc *proc;
+
+  g_subprocess_launcher_setenv (launcher, "GSETTINGS_BACKEND", "keyfile", TRUE);
+  g_subprocess_launcher_setenv (launcher, "GSETTINGS_SCHEMA_DIR", g_getenv ("TWP_TEST_SCHEMA_DIR"), TRUE);
+  g_subprocess_launcher_setenv (launcher, "XDG_CONFIG_HOME", config, TRUE);
+
+  proc = proc_start_full (launcher, (const char *[]) { "--client", NULL }, TRUE);
+  mode = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "FrameMode");
+  g_assert_cmpstr (mode, ==, "binary");
+  g_assert_true (set_frame_mode (proc->name, "base64", &error));
+  g_assert_no_error (error);
+  proc_stop (proc);
+  g_file_get_contents (keyfile, &contents, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (contents, "frame-mode='base64'"));
+
+  /* The choice outlives the process... */
+  proc = proc_start_full (launcher, (const char *[]) { "--client", NULL }, TRUE);
+  g_clear_pointer (&mode, g_free);
+  mode = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "FrameMode");
+  g_assert_cmpstr (mode, ==, "base64");
+  proc_stop (proc);
+
+  /* ...and --mode overrides it. */
+  proc = proc_start_full (launcher, (const char *[]) { "--client", "--mode", "binary", NULL }, TRUE);
+  g_clear_pointer (&mode, g_free);
+  mode = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "FrameMode");
+  g_assert_cmpstr (mode, ==, "binary");
+  proc_stop (proc);
+
+  /* Without the schema, the transport runs with binary. */
+  g_subprocess_launcher_setenv (launcher, "GSETTINGS_SCHEMA_DIR", config, TRUE);
+  proc = proc_start_full (launcher, (const char *[]) { "--client", NULL }, TRUE);
+  g_clear_pointer (&mode, g_free);
+  mode = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "FrameMode");
+  g_assert_cmpstr (mode, ==, "binary");
+  proc_stop (proc);
+
+  g_remove (keyfile);
+  g_rmdir (settings_dir);
+  g_rmdir (glib_dir);
+  g_rmdir (config);
+}
+
+/* ---- no session bus ---------------------------------------------------- */
+
+static void
+test_no_bus (void)
+{
+  g_autofree char *runtime = g_dir_make_tmp ("twp-dbus-runtime-XXXXXX", NULL);
+  g_autofree char *bin = g_dir_make_tmp ("twp-dbus-bin-XXXXXX", NULL);
+  g_autofree char *fake = g_build_filename (bin, "dbus-launch", NULL);
+  g_autofree char *marker = g_build_filename (bin, "autolaunched", NULL);
+  g_autofree char *script = g_strdup_printf ("#!/bin/sh\ntouch '%s'\nexit 1\n", marker);
+  g_autofree char *path = g_strdup_printf ("%s:%s", bin, g_getenv ("PATH"));
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/ws", peers.port);
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+  g_autoptr(GSubprocess) control = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) names = NULL;
+  Proc *proc;
+
+  g_file_set_contents (fake, script, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_chmod (fake, 0755), ==, 0);
+  g_subprocess_launcher_unsetenv (launcher, "DBUS_SESSION_BUS_ADDRESS");
+  g_subprocess_launcher_setenv (launcher, "XDG_RUNTIME_DIR", runtime, TRUE);
+  g_subprocess_launcher_setenv (launcher, "DISPLAY", ":99", TRUE);
+  g_subprocess_launcher_setenv (launcher, "PATH", path, TRUE);
+
+  /* The trap works: a plain GLib client in this environment autolaunches. */
+  control = g_subprocess_launcher_spawn (launcher, &error, "gdbus", "introspect", "--session", "--dest",
+                                         "org.freedesktop.DBus", "--object-path", "/", NULL);
+  g_assert_no_error (error);
+  g_subprocess_wait (control, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_file_test (marker, G_FILE_TEST_EXISTS));
+  g_remove (marker);
+
+  proc = proc_start_full (launcher, (const char *[]) { "--client", "--url", url, NULL }, FALSE);
+  socket = socks_open (proc->port, NULL);
+  assert_echo (socket, 4000);
+  g_clear_object (&socket);
+  pause_ms (300);
+  g_assert_false (g_file_test (marker, G_FILE_TEST_EXISTS));
+  /* Nothing was published on our bus either. */
+  names = list_instance_names ();
+  g_assert_false (g_strv_contains ((const char * const *) names, proc->name));
+  proc_stop (proc);
+  g_assert_false (g_file_test (marker, G_FILE_TEST_EXISTS));
+
+  g_remove (fake);
+  g_rmdir (bin);
+  g_rmdir (runtime);
+}
+
+/* The bus found through $XDG_RUNTIME_DIR/bus alone. */
+static void
+test_runtime_dir_bus (void)
+{
+  g_autofree char *runtime = g_dir_make_tmp ("twp-dbus-runtime-XXXXXX", NULL);
+  g_autofree char *socket_path = g_build_filename (runtime, "bus", NULL);
+  g_autofree char *listen = g_strdup_printf ("--address=unix:path=%s", socket_path);
+  g_autoptr(GSubprocess) daemon = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+  g_autoptr(GDBusConnection) other = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autofree char *address = NULL;
+  g_autofree char *name = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  gint64 deadline;
+  gboolean has = FALSE;
+  Proc *proc;
+
+  daemon = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", "--session", "--nofork",
+                                        "--print-address=1", listen, NULL);
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (daemon));
+  address = g_data_input_stream_read_line (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (address);
+
+  g_subprocess_launcher_unsetenv (launcher, "DBUS_SESSION_BUS_ADDRESS");
+  g_subprocess_launcher_setenv (launcher, "XDG_RUNTIME_DIR", runtime, TRUE);
+  proc = proc_start_full (launcher, (const char *[]) { "--client", NULL }, FALSE);
+
+  other = g_dbus_connection_new_for_address_sync (address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                  G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                  NULL, NULL, &error);
+  g_assert_no_error (error);
+  name = g_strdup (proc->name);
+  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  while (!has && g_get_monotonic_time () < deadline)
+    {
+      g_clear_pointer (&reply, g_variant_unref);
+      reply = g_dbus_connection_call_sync (other, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                           "org.freedesktop.DBus", "NameHasOwner", g_variant_new ("(s)", name),
+                                           G_VARIANT_TYPE ("(b)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+      g_assert_no_error (error);
+      g_variant_get (reply, "(b)", &has);
+      if (!has)
+        g_usleep (20 * 1000);
+    }
+  g_assert_true (has);
+
+  /* The bus going away costs the transport nothing. */
+  g_dbus_connection_close_sync (other, NULL, NULL);
+  g_subprocess_send_signal (daemon, SIGTERM);
+  g_subprocess_wait (daemon, NULL, NULL);
+  pause_ms (200);
+  {
+    g_autofree char *url = g_strdup_printf ("url=ws://127.0.0.1:%u/ws", peers.port);
+    g_autoptr(GSocket) socket = socks_open (proc->port, url);
+
+    assert_echo (socket, 1000);
+  }
+  proc_stop (proc);
+  g_remove (socket_path);
+  g_rmdir (runtime);
+}
+
+/* LeakSanitizer checks the transports this test runs (each must exit 0),
+ * not the test itself: libsoup 3.2 keeps server-side WebSocket connections
+ * (and their sockets) alive on close timers past the end of the test. */
+int __lsan_is_turned_off (void);
+
+int
+__lsan_is_turned_off (void)
+{
+  return 1;
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+
+  if (g_getenv ("TWP_BINARY") == NULL || g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL)
+    {
+      g_test_skip ("needs $TWP_BINARY and a private session bus (run under dbus-run-session)");
+      return g_test_run ();
+    }
+  bus = g_dbus_connection_new_for_address_sync (g_getenv ("DBUS_SESSION_BUS_ADDRESS"),
+                                                G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                NULL, NULL, &error);
+  g_assert_no_error (error);
+  peers_start ();
+
+  g_test_add_func ("/dbus/introspection", test_introspection);
+  g_test_add_func ("/dbus/two-instances", test_two_instances);
+  g_test_add_func ("/dbus/name-taken", test_name_taken);
+  g_test_add_func ("/dbus/live-transfer", test_live_transfer);
+  g_test_add_func ("/dbus/failures", test_failures);
+  g_test_add_func ("/dbus/frame-mode", test_frame_mode);
+  g_test_add_func ("/dbus/events", test_events);
+  g_test_add_func ("/dbus/privacy", test_privacy);
+  g_test_add_func ("/dbus/privacy-unsafe-logging", test_privacy_unsafe_logging);
+  g_test_add_func ("/dbus/stored-mode", test_stored_mode);
+  g_test_add_func ("/dbus/no-bus", test_no_bus);
+  g_test_add_func ("/dbus/runtime-dir-bus", test_runtime_dir_bus);
+  status = g_test_run ();
+
+  peers_stop ();
+  g_dbus_connection_close_sync (bus, NULL, NULL);
+  g_clear_object (&bus);
+  return status;
+}
