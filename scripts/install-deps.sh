@@ -20,6 +20,7 @@ packages=(
   # D-Bus
   dbus-daemon libglib2.0-bin
   # GTK status app
+  libgtk-4-dev libadwaita-1-dev gettext desktop-file-utils appstream xvfb xauth
 )
 
 # Node.js (>= 18) runs the browser and ws tests; Debian 12's own is enough

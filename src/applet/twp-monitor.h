@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Follows every transport on the session bus: ListNames filtered by the
+ * instance prefix, then NameOwnerChanged with arg0namespace; no polling.
+ * The result is a GListModel of TwpInstance, sorted by origin and PID. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "twp-instance.h"
+
+G_BEGIN_DECLS
+
+#define TWP_MONITOR_NAME_PREFIX "io.github.TorWebSocketProxy1.instance"
+
+#define TWP_TYPE_MONITOR (twp_monitor_get_type ())
+G_DECLARE_FINAL_TYPE (TwpMonitor, twp_monitor, TWP, MONITOR, GObject)
+
+/* @connection may be NULL (no session bus): the list then stays empty. */
+TwpMonitor *twp_monitor_new           (GDBusConnection *connection);
+/* A GListModel of TwpInstance. */
+GListModel *twp_monitor_get_instances (TwpMonitor *self);
+
+G_END_DECLS

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#define G_LOG_DOMAIN "twp-applet"
+
+#include "config.h"
+
+#include "twp-status-text.h"
+
+#include <glib/gi18n.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *
+twp_status_transport_state_text (guint state)
+{
+  switch (state)
+    {
+    case 10:
+      return _("Starting");
+    case 20:
+      return _("Ready");
+    case 30:
+      return _("Connecting");
+    case 40:
+      return _("Connected");
+    case 50:
+      return _("Degraded");
+    case 60:
+      return _("Failing");
+    case 70:
+      return _("Stopping");
+    default:
+      return _("Unknown");
+    }
+}
+
+const char *
+twp_status_transport_state_icon (guint state)
+{
+  switch (state)
+    {
+    case 20:
+      return "network-idle-symbolic";
+    case 10:
+    case 30:
+      return "network-transmit-receive-symbolic";
+    case 40:
+      return "emblem-ok-symbolic";
+    case 50:
+      return "dialog-warning-symbolic";
+    case 60:
+      return "dialog-error-symbolic";
+    case 70:
+      return "process-stop-symbolic";
+    default:
+      return "dialog-question-symbolic";
+    }
+}
+
+const char *
+twp_status_bridge_state_text (guint state)
+{
+  switch (state)
+    {
+    case 10:
+      return _("Idle");
+    case 20:
+      return _("Connecting");
+    case 30:
+      return _("Connected");
+    case 40:
+      return _("Failing");
+    default:
+      return _("Unknown");
+    }
+}
+
+const char *
+twp_status_bridge_state_icon (guint state)
+{
+  switch (state)
+    {
+    case 10:
+      return "network-idle-symbolic";
+    case 20:
+      return "network-transmit-receive-symbolic";
+    case 30:
+      return "emblem-ok-symbolic";
+    case 40:
+      return "dialog-error-symbolic";
+    default:
+      return "dialog-question-symbolic";
+    }
+}
+
+const char *
+twp_status_phase_text (guint phase)
+{
+  switch (phase)
+    {
+    case 0:
+      return _("No attempt yet");
+    case 10:
+      return _("Resolving the name");
+    case 20:
+      return _("TCP connection");
+    case 30:
+      return _("Upstream proxy");
+    case 40:
+      return _("TLS handshake");
+    case 50:
+      return _("HTTP upgrade");
+    case 60:
+      return _("Open");
+    default:
+      return _("Unknown step");
+    }
+}
+
+const char *
+twp_status_origin_text (const char *origin_hint)
+{
+  if (g_strcmp0 (origin_hint, "tor-browser") == 0)
+    return _("Tor Browser");
+  if (g_strcmp0 (origin_hint, "system-tor") == 0)
+    return _("System tor");
+  return _("Other");
+}
+
+/* The first run of exactly @digits decimal digits in @text after @prefix
+ * (NULL: anywhere), or 0. Details are ours but still untrusted: bounded. */
+static guint
+find_number (const char *text,
+             const char *prefix,
+             int         digits)
+{
+  const char *p;
+
+  if (text == NULL)
+    return 0;
+  for (p = text; *p != '\0'; p++)
+    {
+      const char *start = p;
+      int n = 0;
+
+      if (prefix != NULL)
+        {
+          if (strncmp (p, prefix, strlen (prefix)) != 0)
+            continue;
+          start = p + strlen (prefix);
+        }
+      else if (p > text && g_ascii_isdigit (p[-1]))
+        {
+          continue;
+        }
+      while (n <= digits && g_ascii_isdigit (start[n]))
+        n++;
+      if (n == digits)
+        return (guint) strtoul (start, NULL, 10);
+    }
+  return 0;
+}
+
+char *
+twp_status_reason_text (guint       reason,
+                        const char *details)
+{
+  guint number;
+
+  switch (reason)
+    {
+    case TWP_STATUS_REASON_NONE:
+      return NULL;
+    case 10:
+      return g_strdup (_("The bridge line has invalid arguments — check the Bridge line in torrc"));
+    case 20:
+      return g_strdup (_("DNS lookup failed — check the host name in url= and your network"));
+    case 30:
+      return g_strdup (_("Connection refused — the server is not listening; check the port in url="));
+    case 40:
+      return g_strdup (_("Network unreachable — check your network connection"));
+    case 50:
+      return g_strdup (_("Timed out — the server may be down or blocked; try again later or use a proxy"));
+    case 60:
+      return g_strdup (_("Upstream proxy failed — check tor’s proxy settings"));
+    case 70:
+      return g_strdup (_("TLS handshake failed — check that the server speaks TLS (wss://) and sni="));
+    case 80:
+      return g_strdup (_("TLS certificate not trusted — check sni= or cert-sha256="));
+    case TWP_STATUS_REASON_HTTP_STATUS:
+      number = find_number (details, "HTTP ", 3);
+      if (number != 0)
+        /* Translators: %u is an HTTP status code such as 403 */
+        return g_strdup_printf (_("Server refused the upgrade (HTTP %u) — check the url= path"), number);
+      return g_strdup (_("Server refused the upgrade — check the url= path"));
+    case 100:
+      return g_strdup (_("Not a WebSocket server — check the url= path and port"));
+    case 110:
+      return g_strdup (_("Closed during the handshake — a firewall may block WebSockets; try base64 frames"));
+    case 120:
+      return g_strdup (_("WebSocket protocol error — the server may need base64 frames"));
+    case TWP_STATUS_REASON_CLOSED_ERROR:
+      number = find_number (details, NULL, 4);
+      if (number >= 1000 && number <= 4999)
+        /* Translators: %u is a WebSocket close code such as 1008 */
+        return g_strdup_printf (_("Closed by server (%u) — check the server’s log"), number);
+      return g_strdup (_("Closed by server — check the server’s log"));
+    default:
+      return g_strdup (_("Failed — see recent events"));
+    }
+}
+
+char *
+twp_status_rtt_text (gint64 rtt_us)
+{
+  if (rtt_us < 0)
+    return g_strdup (_("not measured yet"));
+  if (rtt_us < 10000)
+    /* Translators: a round-trip time in milliseconds */
+    return g_strdup_printf (_("%.1f ms"), rtt_us / 1000.0);
+  return g_strdup_printf (_("%d ms"), (int) MIN (rtt_us / 1000, G_MAXINT));
+}
+
+char *
+twp_status_traffic_text (guint64 sent,
+                         guint64 received)
+{
+  g_autofree char *s = g_format_size (sent);
+  g_autofree char *r = g_format_size (received);
+
+  /* Translators: amounts of data such as "1.2 kB" */
+  return g_strdup_printf (_("%s sent, %s received"), s, r);
+}
+
+char *
+twp_status_host_from_url (const char *url)
+{
+  g_autoptr(GUri) uri = NULL;
+
+  if (url == NULL)
+    return NULL;
+  uri = g_uri_parse (url, G_URI_FLAGS_NONE, NULL);
+  if (uri == NULL || g_uri_get_host (uri) == NULL || *g_uri_get_host (uri) == '\0')
+    return NULL;
+  return g_strdup (g_uri_get_host (uri));
+}
+
+guint
+twp_status_pid_from_bus_name (const char *bus_name)
+{
+  static const char prefix[] = "io.github.TorWebSocketProxy1.instance";
+  const char *p;
+  guint64 pid = 0;
+
+  if (bus_name == NULL || !g_str_has_prefix (bus_name, prefix))
+    return 0;
+  for (p = bus_name + strlen (prefix); g_ascii_isdigit (*p); p++)
+    {
+      pid = pid * 10 + (guint64) (*p - '0');
+      if (pid > G_MAXUINT32)
+        return 0;
+    }
+  if (*p != '\0' && *p != '_')
+    return 0;
+  return (guint) pid;
+}

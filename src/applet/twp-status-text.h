@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The transport's numbers in words: states, phases and failure reasons
+ * (with a next step), as the status app shows and speaks them. Unknown
+ * values (the D-Bus API leaves gaps of 10) map to "unknown". */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* io.github.TorWebSocketProxy1.Transport:State */
+#define TWP_STATUS_TRANSPORT_CONNECTED 40
+#define TWP_STATUS_TRANSPORT_DEGRADED  50
+#define TWP_STATUS_TRANSPORT_FAILING   60
+/* io.github.TorWebSocketProxy1.Bridge:State */
+#define TWP_STATUS_BRIDGE_CONNECTED    30
+#define TWP_STATUS_BRIDGE_FAILING      40
+/* LastFailureReason */
+#define TWP_STATUS_REASON_NONE          0
+#define TWP_STATUS_REASON_HTTP_STATUS  90
+#define TWP_STATUS_REASON_CLOSED_ERROR 130
+
+const char *twp_status_transport_state_text (guint state);
+const char *twp_status_transport_state_icon (guint state);
+const char *twp_status_bridge_state_text    (guint state);
+const char *twp_status_bridge_state_icon    (guint state);
+const char *twp_status_phase_text           (guint phase);
+const char *twp_status_origin_text          (const char *origin_hint);
+
+/* "Server refused the upgrade (HTTP 403) — check the url= path"; NULL for
+ * TWP_STATUS_REASON_NONE. @details (may be NULL) supplies numbers such as
+ * the HTTP status or the close code. */
+char       *twp_status_reason_text          (guint       reason,
+                                             const char *details);
+/* "12 ms", or "not measured yet" for a negative value. */
+char       *twp_status_rtt_text             (gint64 rtt_us);
+/* "1.2 kB sent, 3.4 kB received" */
+char       *twp_status_traffic_text         (guint64 sent,
+                                             guint64 received);
+/* The host of a ws:// or wss:// URL, or NULL when it does not parse. */
+char       *twp_status_host_from_url        (const char *url);
+/* The PID in io.github.TorWebSocketProxy1.instance<PID>[_<n>], or 0. */
+guint       twp_status_pid_from_bus_name    (const char *bus_name);
+
+G_END_DECLS
