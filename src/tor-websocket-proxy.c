@@ -228,6 +228,36 @@ watch_lifeline (App      *app,
     }
 }
 
+/* ---- pt-spec environment ----------------------------------------------- */
+
+/* Reads and checks the whole environment before VERSION (G3). On error the
+ * reason is printed first, so that tor logs it and does not respawn us
+ * every second (G1, G11, B3); returns NULL then. */
+static TwpPtEnv *
+read_environment (App     *app,
+                  TwpRole  role)
+{
+  g_auto(GStrv) environ_copy = g_get_environ ();
+  g_autoptr(TwpPtEnv) env = NULL;
+  g_autoptr(GError) error = NULL;
+
+  env = twp_pt_env_parse ((const char * const *) environ_copy, role, &error);
+  if (env == NULL)
+    {
+      if (g_error_matches (error, TWP_PT_ENV_ERROR, TWP_PT_ENV_ERROR_NO_VERSION))
+        twp_pt_output_version_error (app->output);
+      else
+        twp_pt_output_env_error (app->output, error->message);
+      return NULL;
+    }
+  if (!twp_pt_env_ensure_state_location (env, &error))
+    {
+      twp_pt_output_env_error (app->output, error->message);
+      return NULL;
+    }
+  return g_steal_pointer (&env);
+}
+
 /* ---- client ------------------------------------------------------------ */
 
 static TwpArgs *
@@ -314,7 +344,6 @@ clear_client_options (TwpClientOptions *options)
 static int
 run_client_managed (App *app)
 {
-  g_auto(GStrv) environ_copy = g_get_environ ();
   g_autoptr(TwpPtEnv) env = NULL;
   g_autoptr(TwpProxyConfig) proxy = NULL;
   g_autoptr(GError) error = NULL;
@@ -322,21 +351,9 @@ run_client_managed (App *app)
   TwpClientOptions options = { 0 };
   guint n_methods = 0;
 
-  env = twp_pt_env_parse ((const char * const *) environ_copy, TWP_ROLE_CLIENT, &error);
+  env = read_environment (app, TWP_ROLE_CLIENT);
   if (env == NULL)
-    {
-      /* G1, G3, G11: say why before exiting, so tor does not respawn us. */
-      if (g_error_matches (error, TWP_PT_ENV_ERROR, TWP_PT_ENV_ERROR_NO_VERSION))
-        twp_pt_output_version_error (app->output);
-      else
-        twp_pt_output_env_error (app->output, error->message);
-      return EXIT_FAILURE;
-    }
-  if (!twp_pt_env_ensure_state_location (env, &error))
-    {
-      twp_pt_output_env_error (app->output, error->message);
-      return EXIT_FAILURE;
-    }
+    return EXIT_FAILURE;
 
   twp_pt_output_version (app->output);
   twp_pt_output_status_version (app->output, PACKAGE_NAME, PACKAGE_VERSION);
@@ -539,27 +556,15 @@ warn_if_remote_extorport (const char *ext_orport)
 static int
 run_server_managed (App *app)
 {
-  g_auto(GStrv) environ_copy = g_get_environ ();
   g_autoptr(TwpPtEnv) env = NULL;
   g_autoptr(GError) error = NULL;
   TwpServerOptions options;
   TwpArgs *transport_options;
   guint n_methods = 0;
 
-  env = twp_pt_env_parse ((const char * const *) environ_copy, TWP_ROLE_SERVER, &error);
+  env = read_environment (app, TWP_ROLE_SERVER);
   if (env == NULL)
-    {
-      if (g_error_matches (error, TWP_PT_ENV_ERROR, TWP_PT_ENV_ERROR_NO_VERSION))
-        twp_pt_output_version_error (app->output);
-      else
-        twp_pt_output_env_error (app->output, error->message);
-      return EXIT_FAILURE;
-    }
-  if (!twp_pt_env_ensure_state_location (env, &error))
-    {
-      twp_pt_output_env_error (app->output, error->message);
-      return EXIT_FAILURE;
-    }
+    return EXIT_FAILURE;
 
   /* G3: every option is checked before VERSION, while tor still logs
    * ENV-ERROR text (B3). */
