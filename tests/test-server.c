@@ -2276,6 +2276,55 @@ assert_useraddr_for (Bridge     *bridge,
 
 /* X6 behind a reverse proxy: the forwarded address only from a trusted
  * peer (otherwise any client could choose its own). */
+/* S11: one client address gets at most max-connections-per-ip tunnels;
+ * others are still served, and a freed slot can be used again. The address
+ * comes through a trusted proxy because loopback is exempt. */
+static void
+test_per_address_limit (void)
+{
+  g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO,
+                                           "websocket:trusted-proxy=127.0.0.1;"
+                                           "websocket:max-connections-per-ip=2");
+  const char *greedy = "X-Forwarded-For: 203.0.113.9\r\n";
+  g_autoptr(Raw) first = ws_open (bridge->port, "/", greedy, 101, NULL);
+  g_autoptr(Raw) second = ws_open (bridge->port, "/", greedy, 101, NULL);
+  g_autoptr(Raw) refused = ws_open (bridge->port, "/", greedy, 429, NULL);
+  g_autoptr(Raw) other = ws_open (bridge->port, "/", "X-Forwarded-For: 198.51.100.7\r\n", 101, NULL);
+  g_autoptr(Raw) again = NULL;
+  gint64 deadline;
+
+  ws_echo (first, 100, FALSE);
+  ws_echo (other, 100, FALSE);
+  g_clear_pointer (&first, raw_free);
+
+  /* Once the server has noticed the closed tunnel, the address has a slot
+   * again: retry (with a deadline) until the upgrade is accepted. */
+  deadline = deadline_in (5000);
+  for (;;)
+    {
+      g_autofree char *request = g_strdup_printf ("GET / HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                                                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                                  "Sec-WebSocket-Key: " WS_KEY "\r\n"
+                                                  "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                                                  bridge->port, greedy);
+      g_autofree char *head = NULL;
+
+      again = raw_connect (bridge->port);
+      raw_send_str (again, request);
+      head = raw_read_head (again, 10000);
+      g_assert_nonnull (head);
+      if (http_status (head) == 101)
+        break;
+      g_assert_cmpuint (http_status (head), ==, 429);
+      g_clear_pointer (&again, raw_free);
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (50 * 1000);
+    }
+  ws_echo (again, 100, FALSE);
+  ws_echo (second, 100, FALSE);
+  g_assert_nonnull (refused);
+}
+
 static void
 test_trusted_proxy (void)
 {
@@ -2532,6 +2581,7 @@ main (int    argc,
   g_test_add_func ("/server/attack/idle-connections", test_attack_idle_connections);
   g_test_add_func ("/server/attack/slow-reader", test_attack_slow_reader);
   g_test_add_func ("/server/trusted-proxy", test_trusted_proxy);
+  g_test_add_func ("/server/per-address-limit", test_per_address_limit);
   g_test_add_func ("/server/shutdown/sigterm", test_shutdown_sigterm);
   g_test_add_func ("/server/shutdown/stdin", test_shutdown_stdin);
   g_test_add_func ("/server/shutdown/sigint", test_shutdown_sigint);

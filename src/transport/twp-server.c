@@ -26,6 +26,7 @@ struct _TwpServer
   /* owned */
   GSocketService *service;
   GHashTable *connections;       /* ServerConnection* set */
+  GHashTable *per_address;       /* client address (string) -> tunnels, for max-connections-per-ip */
   TwpServerOptions options;
 
   guint64 bytes_from_ws_done;    /* totals of relays that ended */
@@ -58,12 +59,56 @@ typedef struct {
   GSocketConnection *orport;
   GBytes *ws_leftover;
   char *response;
+  char *counted_address;         /* key held in per_address while counted */
   TwpRelay *relay;
 } ServerConnection;
 
 static void
+uncount_address (ServerConnection *conn)
+{
+  GHashTable *per_address = conn->server->per_address;
+  guint n;
+
+  if (conn->counted_address == NULL)
+    return;
+  n = GPOINTER_TO_UINT (g_hash_table_lookup (per_address, conn->counted_address));
+  if (n <= 1)
+    g_hash_table_remove (per_address, conn->counted_address);
+  else
+    g_hash_table_insert (per_address, g_strdup (conn->counted_address), GUINT_TO_POINTER (n - 1));
+  g_clear_pointer (&conn->counted_address, g_free);
+}
+
+/* S11: tor's DoS defences only see the address we report, and only after
+ * we spent a connection to it; one address must not take every slot here. */
+static gboolean
+count_address (ServerConnection *conn)
+{
+  TwpServer *self = conn->server;
+  g_autofree char *key = NULL;
+  GInetAddress *address;
+  guint n;
+
+  if (self->options.max_connections_per_ip == 0 || conn->client_address == NULL)
+    return TRUE;
+  /* Loopback is this machine (a reverse proxy nobody declared trusted, a
+   * local test): not one greedy internet host. */
+  address = g_inet_socket_address_get_address (conn->client_address);
+  if (g_inet_address_get_is_loopback (address))
+    return TRUE;
+  key = g_inet_address_to_string (address);
+  n = GPOINTER_TO_UINT (g_hash_table_lookup (self->per_address, key));
+  if (n >= self->options.max_connections_per_ip)
+    return FALSE;
+  g_hash_table_insert (self->per_address, g_strdup (key), GUINT_TO_POINTER (n + 1));
+  conn->counted_address = g_steal_pointer (&key);
+  return TRUE;
+}
+
+static void
 server_connection_free (ServerConnection *conn)
 {
+  uncount_address (conn);
   if (conn->deadline != NULL)
     g_source_destroy (conn->deadline);
   g_clear_pointer (&conn->deadline, g_source_unref);
@@ -448,6 +493,13 @@ handle_request (ServerConnection *conn,
    * 101, but may not) is WebSocket data. */
   conn->ws_leftover = g_bytes_new (conn->head->data + head_len, conn->head->len - head_len);
   conn->client_address = choose_client_address (conn);
+  if (!count_address (conn))
+    {
+      /* What a busy web server says; the address stays out of the log. */
+      twp_log_user (TWP_LOG_INFO, "refused a connection: too many from one address");
+      send_error (conn, 429);
+      return;
+    }
 
   /* tor comes first: a bridge whose tor is down answers 503 instead of
    * accepting a WebSocket it cannot serve. */
@@ -601,6 +653,8 @@ twp_server_options_init (TwpServerOptions *options)
   /* Enough for a busy bridge; each connection buffers at most about
    * 100 KiB, so the cap also bounds memory (about 1.6 GiB at worst). */
   options->max_connections = 16384;
+  /* Generous for NAT and carrier-grade NAT, small against one greedy host. */
+  options->max_connections_per_ip = 256;
   options->handshake_timeout_ms = 10 * 1000;
   options->orport_timeout_ms = 10 * 1000;
 }
@@ -706,6 +760,12 @@ twp_server_options_apply (TwpServerOptions  *options,
           if (!parse_count (key, value, G_MAXINT, &number, error))
             return FALSE;
           options->max_connections = number;
+        }
+      else if (g_str_equal (key, "max-connections-per-ip"))
+        {
+          if (!parse_count (key, value, G_MAXINT, &number, error))
+            return FALSE;
+          options->max_connections_per_ip = number;
         }
       else if (g_str_equal (key, "handshake-timeout"))
         {
@@ -813,6 +873,8 @@ twp_server_finalize (GObject *object)
 
   g_assert (g_hash_table_size (self->connections) == 0);
   g_hash_table_unref (self->connections);
+  g_assert (g_hash_table_size (self->per_address) == 0);
+  g_hash_table_unref (self->per_address);
   twp_server_options_clear (&self->options);
 
   G_OBJECT_CLASS (twp_server_parent_class)->finalize (object);
@@ -855,6 +917,7 @@ static void
 twp_server_init (TwpServer *self)
 {
   self->connections = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) server_connection_free, NULL);
+  self->per_address = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 TwpServer *

@@ -30,6 +30,7 @@ typedef struct {
   gboolean trust_rfc7239;        /* read Forwarded: for= instead of X-Forwarded-For */
   char *static_dir;              /* optional files served to plain HTTP requests */
   guint max_connections;         /* 0: unlimited */
+  guint max_connections_per_ip;  /* per client address (USERADDR), 0: unlimited */
   guint handshake_timeout_ms;    /* slowloris bound on the HTTP upgrade */
   guint orport_timeout_ms;       /* bound on connecting to and authenticating with tor */
   TwpRelayOptions relay;         /* keepalive, idle timeout, message bound */
@@ -40,7 +41,7 @@ void     twp_server_options_init  (TwpServerOptions *options);
 void     twp_server_options_clear (TwpServerOptions *options);
 /* Applies the transport's options from tor (ServerTransportOptions) or the
  * command line: path, origin, tls-cert, tls-key, trusted-proxy,
- * trusted-proxy-header, max-connections, handshake-timeout, idle-timeout, keepalive,
+ * trusted-proxy-header, max-connections, max-connections-per-ip, handshake-timeout, idle-timeout, keepalive,
  * max-message-size, static-dir. Unknown keys are errors. */
 gboolean twp_server_options_apply (TwpServerOptions  *options,
                                    TwpArgs           *args,
