@@ -162,10 +162,13 @@ test_client_spawn (const char * const *overrides)
   g_autoptr(GError) error = NULL;
   g_auto(GStrv) env = g_get_environ ();
   const char *binary = g_getenv ("TWP_BINARY");
-  const char *argv[] = { binary, "--client", "--managed", NULL };
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autofree char *no_bus = NULL;
 
   g_assert_nonnull (binary);
+  g_ptr_array_add (argv, (gpointer) binary);
+  g_ptr_array_add (argv, "--client");
+  g_ptr_array_add (argv, "--managed");
   client->lines = g_ptr_array_new_with_free_func (g_free);
   client->done_index = -1;
   client->cancellable = g_cancellable_new ();
@@ -203,7 +206,10 @@ test_client_spawn (const char * const *overrides)
     {
       const char *equals = strchr (overrides[i], '=');
 
-      if (equals == NULL)
+      /* "--option" entries go on the command line, not in the environment. */
+      if (g_str_has_prefix (overrides[i], "--"))
+        g_ptr_array_add (argv, (gpointer) overrides[i]);
+      else if (equals == NULL)
         {
           env = g_environ_unsetenv (env, overrides[i]);
         }
@@ -217,7 +223,8 @@ test_client_spawn (const char * const *overrides)
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   g_subprocess_launcher_set_environ (launcher, env);
-  client->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_ptr_array_add (argv, NULL);
+  client->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
   g_assert_no_error (error);
   client->stdin_pipe = g_object_ref (g_subprocess_get_stdin_pipe (client->process));
   client->stdout_data = g_data_input_stream_new (g_subprocess_get_stdout_pipe (client->process));
@@ -1765,6 +1772,27 @@ test_frames_base64_unconfirmed (void)
   test_client_stop (client);
 }
 
+/* Bytes after a close frame in the same read are not data (RFC 6455
+ * 5.5.1): the tunnel still ends at once, instead of waiting for more input
+ * that will never be parsed. */
+static void
+test_frames_close_then_garbage (void)
+{
+  TestClient *client = test_client_start (NULL);
+  g_autoptr(GByteArray) send = g_byte_array_new ();
+  g_autoptr(GBytes) close = twp_test_client_build_close (1000);
+  RawRun run;
+
+  raw_append (send, 0x82, NULL, "last", 4);
+  g_byte_array_append (send, g_bytes_get_data (close, NULL), g_bytes_get_size (close));
+  g_byte_array_append (send, (const guint8 *) "\x00", 1);
+  raw_run (&run, client, FALSE, send, FALSE, FALSE);
+  assert_raw_closed_with (&run, 1000);
+  g_assert_cmpmem (g_bytes_get_data (run.socks_data, NULL), g_bytes_get_size (run.socks_data), "last", 4);
+  raw_run_clear (&run);
+  test_client_stop (client);
+}
+
 /* ---- 6. backpressure --------------------------------------------------- */
 
 static guint64
@@ -1802,7 +1830,10 @@ stall_script_cb (GSocket  *socket,
 static void
 test_backpressure_stalled_reader (void)
 {
-  TestClient *client = test_client_start (NULL);
+  /* A short stall timeout, so that the end of this test does not wait the
+   * default minute. */
+  static const char *const options[] = { "--stall-timeout=4", NULL };
+  TestClient *client = test_client_start (options);
   StallScript script = { 0 };
   TwpTestClientPeer *peer = twp_test_client_peer_new (FALSE, stall_script_cb, &script);
   g_autofree char *args = g_strdup_printf ("url=ws://127.0.0.1:%u/", twp_test_client_peer_get_port (peer));
@@ -1857,6 +1888,29 @@ test_backpressure_stalled_reader (void)
   /* ... and its memory stayed flat. */
   g_assert_cmpuint (max_rss, >, 0);
   g_assert_cmpuint (max_rss, <, 48 * 1024);
+
+  /* tor now closes its side while the peer still reads nothing: nothing
+   * can be sent any more, and the tunnel must still end once its write
+   * made no progress for the stall timeout, not hold its slot forever. */
+  {
+    g_autoptr(GError) error = NULL;
+    gint64 closed_at = g_get_monotonic_time ();
+    gboolean ended = FALSE;
+    char byte;
+
+    g_assert_true (g_socket_shutdown (socket, FALSE, TRUE, &error));
+    g_socket_set_blocking (socket, TRUE);
+    while (!ended && g_get_monotonic_time () - closed_at < 15 * G_USEC_PER_SEC)
+      {
+        g_autoptr(GError) recv_error = NULL;
+
+        if (!g_socket_condition_timed_wait (socket, G_IO_IN, 500 * 1000, NULL, NULL))
+          continue;
+        ended = g_socket_receive (socket, &byte, 1, NULL, &recv_error) <= 0;
+      }
+    g_test_message ("tunnel ended %.2f s after tor's EOF", (g_get_monotonic_time () - closed_at) / 1e6);
+    g_assert_true (ended);
+  }
 
   g_atomic_int_set (&script.release, 1);
   ASSERT_WAIT (twp_test_client_peer_is_done (peer), 5);
@@ -2068,6 +2122,7 @@ main (int    argc,
   g_test_add_func ("/client/frames/oversize", test_frames_oversize);
   g_test_add_func ("/client/frames/protocol-errors", test_frames_protocol_errors);
   g_test_add_func ("/client/frames/base64-unconfirmed", test_frames_base64_unconfirmed);
+  g_test_add_func ("/client/frames/close-then-garbage", test_frames_close_then_garbage);
   g_test_add_func ("/client/backpressure/stalled-reader", test_backpressure_stalled_reader);
   g_test_add_data_func ("/client/shutdown/stdin-eof", GINT_TO_POINTER (0), test_shutdown);
   g_test_add_data_func ("/client/shutdown/sigterm", GINT_TO_POINTER (1), test_shutdown);

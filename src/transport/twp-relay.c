@@ -62,6 +62,7 @@ typedef struct {
   guint write_index;
   gsize write_offset;
   EndWriteDone write_done;
+  gint64 write_progress_at;      /* start of the write, or its last progress */
   gboolean write_pending;
   gboolean write_complete;
   int write_errno;
@@ -158,6 +159,7 @@ static void down_read_next (TwpRelay *self);
 static void down_process (TwpRelay *self);
 static void ws_writer_kick (TwpRelay *self);
 static void check_done (TwpRelay *self);
+static void restart_close_timer (TwpRelay *self);
 static void relay_tick (TwpRelay *self,
                         gint64    now);
 
@@ -256,7 +258,9 @@ end_init (End       *end,
 {
   end->relay = relay;
   end->stream = stream;
-  end->fd = G_IS_SOCKET_CONNECTION (stream)
+  /* A TCP wrapper connection may carry TLS (or another stream) over its
+   * socket: only a plain socket connection may be read raw. */
+  end->fd = G_IS_SOCKET_CONNECTION (stream) && !G_IS_TCP_WRAPPER_CONNECTION (stream)
             ? g_socket_get_fd (g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream)))
             : -1;
 }
@@ -338,6 +342,7 @@ end_try_write (End *end)
           return;
         }
       /* Advance past what the kernel took, possibly mid-vector. */
+      end->write_progress_at = g_get_monotonic_time ();
       while (n > 0)
         {
           gsize left = end->write_vecs[end->write_index].size - end->write_offset;
@@ -487,6 +492,7 @@ end_writev (End                 *end,
   end->write_done = done;
   end->write_pending = TRUE;
   end->write_complete = FALSE;
+  end->write_progress_at = g_get_monotonic_time ();
 
   if (end->fd < 0)
     {
@@ -580,6 +586,8 @@ twp_relay_new (GIOStream             *tcp,
   self->options = *options;
   if (self->options.max_message_size == 0)
     self->options.max_message_size = TWP_RELAY_DEFAULT_MAX_MESSAGE;
+  if (self->options.stall_timeout_seconds == 0)
+    self->options.stall_timeout_seconds = TWP_RELAY_DEFAULT_STALL_TIMEOUT;
   if (tcp_leftover != NULL && g_bytes_get_size (tcp_leftover) > 0)
     self->tcp_leftover = g_bytes_ref (tcp_leftover);
   if (ws_leftover != NULL && g_bytes_get_size (ws_leftover) > 0)
@@ -704,6 +712,7 @@ begin_close (TwpRelay   *self,
   self->close_pending = TRUE;
   self->close_code = code;
   self->close_reason = reason;
+  restart_close_timer (self);
   /* A data frame not yet on the wire is dropped when we are closing for
    * an error; after a clean TCP EOF nothing is pending anyway. */
   if (self->ws_writing != WS_WRITE_DATA)
@@ -744,14 +753,40 @@ close_timeout_cb (gpointer user_data)
   TwpRelay *self = user_data;
 
   g_clear_pointer (&self->close_timeout_source, g_source_unref);
+  if (self->finished)
+    return G_SOURCE_REMOVE;
+  if (self->ws_writing != WS_WRITE_NONE || self->down_writing)
+    {
+      /* A peer (or tor) that stopped reading would hold the tunnel, its
+       * sockets and its slot forever: give up on the write. */
+      fail_io (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                          "the connection stopped taking data while closing"));
+      return G_SOURCE_REMOVE;
+    }
   if (!self->peer_closed && !self->ws_eof)
     g_debug ("peer did not answer our close frame in time");
   self->peer_closed = TRUE;
   self->down_stopped = TRUE;
-  if (self->down_writing)
-    return G_SOURCE_REMOVE;   /* check_done runs when the write ends */
   check_done (self);
   return G_SOURCE_REMOVE;
+}
+
+/* Bounds the closing handshake: from the moment a close is decided, every
+ * step (our last frames, the peer's close) must make progress within the
+ * timeout, or the tunnel is torn down. */
+static void
+restart_close_timer (TwpRelay *self)
+{
+  if (self->close_timeout_source != NULL)
+    {
+      g_source_destroy (self->close_timeout_source);
+      g_clear_pointer (&self->close_timeout_source, g_source_unref);
+    }
+  self->close_timeout_source = g_timeout_source_new_seconds (self->draining ? DRAIN_TIMEOUT_SECONDS
+                                                                            : CLOSE_TIMEOUT_SECONDS);
+  g_source_set_static_name (self->close_timeout_source, "[twp] relay close timeout");
+  g_source_set_callback (self->close_timeout_source, close_timeout_cb, self, NULL);
+  g_source_attach (self->close_timeout_source, g_main_context_get_thread_default ());
 }
 
 static void
@@ -771,14 +806,6 @@ check_done (TwpRelay *self)
     begin_close (self, self->peer_close_code == TWP_WS_CLOSE_NO_STATUS || self->peer_close_code == 0
                        ? TWP_WS_CLOSE_NORMAL : self->peer_close_code, NULL);
 
-  if (self->close_sent && self->close_timeout_source == NULL && !self->peer_closed && !self->ws_eof)
-    {
-      self->close_timeout_source = g_timeout_source_new_seconds (self->draining ? DRAIN_TIMEOUT_SECONDS
-                                                                                : CLOSE_TIMEOUT_SECONDS);
-      g_source_set_static_name (self->close_timeout_source, "[twp] relay close timeout");
-      g_source_set_callback (self->close_timeout_source, close_timeout_cb, self, NULL);
-      g_source_attach (self->close_timeout_source, g_main_context_get_thread_default ());
-    }
 
   if (self->tcp_write_shut && !self->down_writing && self->ws_writing == WS_WRITE_NONE &&
       (self->close_sent || self->ws_eof) &&
@@ -809,6 +836,8 @@ ws_write_done (TwpRelay *self,
     return;
 
   self->last_ws_write_at = g_get_monotonic_time ();
+  if (self->close_timeout_source != NULL && !self->peer_closed && !self->ws_eof)
+    restart_close_timer (self);
   switch (kind)
     {
     case WS_WRITE_DATA:
@@ -1072,6 +1101,9 @@ handle_control (TwpRelay         *self,
     case TWP_WS_OPCODE_CLOSE:
       self->peer_close_code = event->close_code;
       self->peer_closed = TRUE;
+      /* Nothing after a close frame is data (RFC 6455 5.5.1): bytes that
+       * followed it in the same read must not keep the tunnel waiting. */
+      self->down_stopped = TRUE;
       if (self->peer_close_code != TWP_WS_CLOSE_NORMAL &&
           self->peer_close_code != TWP_WS_CLOSE_GOING_AWAY &&
           self->peer_close_code != TWP_WS_CLOSE_NO_STATUS)
@@ -1272,8 +1304,21 @@ static void
 relay_tick (TwpRelay *self,
             gint64    now)
 {
+  gint64 stall = (gint64) self->options.stall_timeout_seconds * G_USEC_PER_SEC;
+
   if (self->finished)
     return;
+
+  /* A reader that stopped for good (a zero window, a dead peer, or one
+   * that holds slots on purpose) would keep the tunnel, its sockets and
+   * its ORPort connection forever; backpressure alone never ends. */
+  if ((self->ws_end.write_pending && now - self->ws_end.write_progress_at >= stall) ||
+      (self->tcp_end.write_pending && now - self->tcp_end.write_progress_at >= stall))
+    {
+      fail_io (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                          "a write made no progress within the stall timeout"));
+      return;
+    }
 
   if (self->options.idle_timeout_seconds > 0 &&
       now - self->last_data_at >= (gint64) self->options.idle_timeout_seconds * G_USEC_PER_SEC)
@@ -1358,8 +1403,8 @@ twp_relay_run_async (TwpRelay            *self,
       g_source_unref (source);
     }
 
-  if (self->options.keepalive_seconds > 0 || self->options.idle_timeout_seconds > 0)
-    start_ticking (self);
+  /* Every relay ticks: the stall check applies to all of them. */
+  start_ticking (self);
 
   if (self->ws_leftover != NULL)
     {

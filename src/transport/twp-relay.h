@@ -29,6 +29,9 @@ typedef struct {
   guint keepalive_seconds;
   /* Close after this many seconds with no data either way (0: never). */
   guint idle_timeout_seconds;
+  /* Tear the tunnel down when a write (to the peer or to tor) makes no
+   * progress for this long: the other side stopped reading (0: default). */
+  guint stall_timeout_seconds;
 } TwpRelayOptions;
 
 /* Bytes of TCP payload one outgoing message carries. Peers must accept at
@@ -37,6 +40,9 @@ typedef struct {
 /* Default incoming message bound: four times what we send, above the
  * 16,384 bytes (21,848 in base64) every endpoint must accept. */
 #define TWP_RELAY_DEFAULT_MAX_MESSAGE (64 * 1024)
+/* A write stuck this long means a dead or hostile reader; a slow but live
+ * one makes some progress well within it. */
+#define TWP_RELAY_DEFAULT_STALL_TIMEOUT 60
 
 #define TWP_TYPE_RELAY (twp_relay_get_type ())
 G_DECLARE_FINAL_TYPE (TwpRelay, twp_relay, TWP, RELAY, GObject)
