@@ -55,6 +55,7 @@ typedef struct {
   char **server_options;
   int keepalive;
   int idle_timeout;
+  int stall_timeout;
   int connect_timeout;
   int max_message_size;
 
@@ -63,6 +64,7 @@ typedef struct {
   TwpPtOutput *output;
   TwpPtLogSeverity log_threshold;
   guint tor_log_sink_id;
+  GTlsDatabase *tls_database;    /* from --ca-file */
   TwpClient *client_role;
   TwpServer *server_role;
   TwpDBusService *dbus;          /* D-Bus export; started after *METHODS DONE */
@@ -291,6 +293,24 @@ default_bridge_args (App      *app,
   return g_steal_pointer (&args);
 }
 
+static gboolean
+load_ca_file (App     *app,
+              GError **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  if (app->ca_file == NULL)
+    return TRUE;
+  app->tls_database = g_tls_file_database_new (app->ca_file, &local_error);
+  if (app->tls_database == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "--ca-file: %s", local_error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* --mode is the user's default; a bridge's mode= still pins that bridge. */
 static void
 apply_frame_mode (App *app)
@@ -313,18 +333,15 @@ fill_client_options (App               *app,
   options->socks_timeout_ms = 10 * 1000;
   options->relay.keepalive_seconds = (guint) app->keepalive;
   options->relay.idle_timeout_seconds = (guint) app->idle_timeout;
+  options->relay.stall_timeout_seconds = (guint) app->stall_timeout;
   options->relay.max_message_size = (gsize) app->max_message_size;
   if (env != NULL)
     {
       options->dial.bind_v4 = env->outbound_bind_v4;
       options->dial.bind_v6 = env->outbound_bind_v6;
     }
-  if (app->ca_file != NULL)
-    {
-      options->dial.tls_database = g_tls_file_database_new (app->ca_file, error);
-      if (options->dial.tls_database == NULL)
-        return FALSE;
-    }
+  if (app->tls_database != NULL)
+    options->dial.tls_database = g_object_ref (app->tls_database);
   if (!app->managed)
     {
       options->default_args = default_bridge_args (app, error);
@@ -354,6 +371,13 @@ run_client_managed (App *app)
   env = read_environment (app, TWP_ROLE_CLIENT);
   if (env == NULL)
     return EXIT_FAILURE;
+  /* A bad --ca-file is a configuration error: reported before VERSION,
+   * not as an exit after DONE that tor would answer by respawning us. */
+  if (!load_ca_file (app, &error))
+    {
+      twp_pt_output_env_error (app->output, error->message);
+      return EXIT_FAILURE;
+    }
 
   twp_pt_output_version (app->output);
   twp_pt_output_status_version (app->output, PACKAGE_NAME, PACKAGE_VERSION);
@@ -473,6 +497,11 @@ run_client_unmanaged (App *app)
           return EXIT_FAILURE;
         }
     }
+  if (!load_ca_file (app, &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return EXIT_FAILURE;
+    }
   if (!parse_listen (app->listen, "127.0.0.1:1080", &address, &port, &error))
     {
       g_printerr ("--listen: %s\n", error != NULL ? error->message : "not an IP address");
@@ -515,6 +544,8 @@ apply_command_line_server_options (App               *app,
     options->relay.keepalive_seconds = (guint) app->keepalive;
   if (app->idle_timeout > 0)
     options->relay.idle_timeout_seconds = (guint) app->idle_timeout;
+  if (app->stall_timeout > 0)
+    options->relay.stall_timeout_seconds = (guint) app->stall_timeout;
   if (app->max_message_size > 0)
     options->relay.max_message_size = (gsize) app->max_message_size;
 
@@ -722,6 +753,7 @@ main (int    argc,
     { "option", 0, 0, G_OPTION_ARG_STRING_ARRAY, &app.server_options, "Server: a transport option (see the manual), repeatable", "KEY=VALUE" },
     { "keepalive", 0, 0, G_OPTION_ARG_INT, &app.keepalive, "Seconds of idleness before a ping (client default 30, server 0 = off)", "SECONDS" },
     { "idle-timeout", 0, 0, G_OPTION_ARG_INT, &app.idle_timeout, "Close tunnels idle this long (default 0 = never)", "SECONDS" },
+    { "stall-timeout", 0, 0, G_OPTION_ARG_INT, &app.stall_timeout, "Close tunnels whose reader takes nothing for this long (default 60)", "SECONDS" },
     { "max-message-size", 0, 0, G_OPTION_ARG_INT, &app.max_message_size, "Largest incoming WebSocket message in bytes (default 65536)", "BYTES" },
     { "log-level", 0, 0, G_OPTION_ARG_STRING, &app.log_level, "Lowest severity sent to tor: error, warning, notice (default), info, debug", "LEVEL" },
     { "unsafe-logging", 0, 0, G_OPTION_ARG_NONE, &app.unsafe_logging, "Do not scrub addresses and URLs from logs", NULL },
@@ -768,7 +800,7 @@ main (int    argc,
     }
   if (app.keepalive < 0)
     app.keepalive = app.client ? 30 : -1;
-  if (app.connect_timeout <= 0 || app.idle_timeout < 0 || app.max_message_size < 0)
+  if (app.connect_timeout <= 0 || app.idle_timeout < 0 || app.stall_timeout < 0 || app.max_message_size < 0)
     {
       g_printerr ("timeouts and sizes must be positive\n");
       return 2;
@@ -799,6 +831,7 @@ main (int    argc,
   g_clear_object (&app.stdin_cancellable);
   g_clear_object (&app.dbus);
   g_clear_object (&app.client_role);
+  g_clear_object (&app.tls_database);
   g_clear_object (&app.server_role);
   g_clear_pointer (&app.output, twp_pt_output_free);
   g_clear_pointer (&app.loop, g_main_loop_unref);

@@ -8,6 +8,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
 
 #include "twp-extorport.h"
 #include "twp-log.h"
@@ -282,6 +285,7 @@ answer_plain_http (ServerConnection *conn)
   g_autofree char *file = NULL;
   g_autofree char *contents = NULL;
   g_autoptr(GBytes) body = NULL;
+  GStatBuf info;
   gsize length;
   char *query;
 
@@ -307,7 +311,9 @@ answer_plain_http (ServerConnection *conn)
     *query = '\0';
   file = g_build_filename (self->options.static_dir, path,
                            g_str_has_suffix (path, "/") ? "index.html" : NULL, NULL);
-  if (!g_file_test (file, G_FILE_TEST_IS_REGULAR) ||
+  /* The size is checked before reading: a large file must not be read on
+   * the main loop for every anonymous request. */
+  if (g_stat (file, &info) != 0 || !S_ISREG (info.st_mode) || info.st_size > STATIC_FILE_MAX ||
       !g_file_get_contents (file, &contents, &length, NULL) || length > STATIC_FILE_MAX)
     {
       send_error (conn, 404);
@@ -338,6 +344,9 @@ extorport_done_cb (GObject      *source,
       if (!g_cancellable_is_cancelled (conn->cancellable))
         {
           twp_log_user (TWP_LOG_WARNING, "Extended ORPort handshake failed: %s", error->message);
+          /* tor's side is done with: do not hold it while the 503 goes out. */
+          g_io_stream_close_async (G_IO_STREAM (conn->orport), G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+          g_clear_object (&conn->orport);
           send_error (conn, 503);
         }
       else
@@ -784,6 +793,12 @@ twp_server_options_apply (TwpServerOptions  *options,
           if (!parse_count (key, value, 86400, &number, error))
             return FALSE;
           options->relay.idle_timeout_seconds = number;
+        }
+      else if (g_str_equal (key, "stall-timeout"))
+        {
+          if (!parse_count (key, value, 86400, &number, error))
+            return FALSE;
+          options->relay.stall_timeout_seconds = number;
         }
       else if (g_str_equal (key, "keepalive"))
         {

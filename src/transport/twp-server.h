@@ -41,7 +41,8 @@ void     twp_server_options_init  (TwpServerOptions *options);
 void     twp_server_options_clear (TwpServerOptions *options);
 /* Applies the transport's options from tor (ServerTransportOptions) or the
  * command line: path, origin, tls-cert, tls-key, trusted-proxy,
- * trusted-proxy-header, max-connections, max-connections-per-ip, handshake-timeout, idle-timeout, keepalive,
+ * trusted-proxy-header, max-connections, max-connections-per-ip,
+ * stall-timeout, handshake-timeout, idle-timeout, keepalive,
  * max-message-size, static-dir. Unknown keys are errors. */
 gboolean twp_server_options_apply (TwpServerOptions  *options,
                                    TwpArgs           *args,
