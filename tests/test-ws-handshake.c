@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "twp-ws-handshake.h"
+#include "twp-log.h"
 
 #include <string.h>
 
@@ -408,6 +409,32 @@ test_response_status (void)
       twp_ws_client_response_clear (&response);
       g_assert_null (response.location);
     }
+}
+
+/* A redirect's Location often names the bridge's real host: the error text
+ * (which reaches tor's log and D-Bus broadcasts) carries it only with
+ * unsafe logging. */
+static void
+test_response_location_private (void)
+{
+  static const char head[] = "HTTP/1.1 302 Found\r\nLocation: wss://secret-bridge.example.net/ws\r\n\r\n";
+
+  for (int unsafe = 0; unsafe <= 1; unsafe++)
+    {
+      g_autoptr(GError) error = NULL;
+      TwpWsClientResponse response = { 0 };
+
+      twp_log_set_unsafe (unsafe);
+      g_assert_false (parse_response (head, PROPOSAL_KEY_BINARY, FALSE, &response, &error));
+      g_assert_error (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_STATUS);
+      g_assert_cmpstr (response.location, ==, "wss://secret-bridge.example.net/ws");
+      if (unsafe)
+        g_assert_nonnull (strstr (error->message, "secret-bridge.example.net"));
+      else
+        g_assert_null (strstr (error->message, "secret-bridge"));
+      twp_ws_client_response_clear (&response);
+    }
+  twp_log_set_unsafe (FALSE);
 }
 
 static void
@@ -964,6 +991,7 @@ main (int    argc,
   g_test_add_func ("/ws-handshake/client-request/injection", test_request_injection);
   g_test_add_func ("/ws-handshake/client-response/ok", test_response_ok);
   g_test_add_func ("/ws-handshake/client-response/status", test_response_status);
+  g_test_add_func ("/ws-handshake/client-response/location-private", test_response_location_private);
   g_test_add_func ("/ws-handshake/client-response/bad", test_response_bad);
   g_test_add_func ("/ws-handshake/client-response/nul", test_response_nul);
   g_test_add_func ("/ws-handshake/server-request/upgrade", test_request_parse_upgrade);

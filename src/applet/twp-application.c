@@ -73,7 +73,8 @@ send_notification (StateWatch *watch,
       g_notification_set_priority (notification, G_NOTIFICATION_PRIORITY_HIGH);
     }
   g_notification_set_body (notification, body);
-  g_notification_set_default_action (notification, "app.activate");
+  /* No default action: a click activates the application, which presents
+   * the window. */
   g_application_send_notification (G_APPLICATION (watch->app), watch->id, notification);
   watch->notified_state = state;
   watch->last_notified_us = g_get_monotonic_time ();
@@ -249,15 +250,13 @@ twp_application_startup (GApplication *application)
   /* The app follows transports through the session bus it runs on; with
    * none (unusual for a desktop app) the window shows the empty state. */
   {
-    g_autoptr(GError) error = NULL;
     GDBusConnection *connection = g_application_get_dbus_connection (application);
 
-    if (connection == NULL)
-      connection = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
-    else
+    /* Never g_bus_get_sync () here: it blocks, and may autolaunch a bus. */
+    if (connection != NULL)
       g_object_ref (connection);
-    if (connection == NULL)
-      g_message ("No session bus: %s", error->message);
+    else
+      g_message ("No session bus: showing no transports");
     self->monitor = twp_monitor_new (connection);
     g_clear_object (&connection);
   }

@@ -244,12 +244,18 @@ severity_to_string (TwpLogSeverity severity)
 static void
 append_bridge (GString   *text,
                TwpBridge *bridge,
+               guint      number,
                gboolean   unredacted,
                gboolean   withhold_free_text)
 {
   const char *details = twp_bridge_get_last_failure_details (bridge);
 
-  g_string_append_printf (text, "\nbridge %s\n", twp_bridge_get_id (bridge));
+  /* The id is a hash of the bridge line: whoever holds a list of bridge
+   * lines could match it, so a redacted report numbers bridges instead. */
+  if (unredacted)
+    g_string_append_printf (text, "\nbridge %u (%s)\n", number, twp_bridge_get_id (bridge));
+  else
+    g_string_append_printf (text, "\nbridge %u\n", number);
   if (unredacted)
     {
       g_autofree char *url = twp_bridge_dup_url (bridge);
@@ -299,7 +305,9 @@ build_diagnostics (TwpDBusTransportImpl *self,
   g_string_append_printf (text, "report: %s\n", unredacted ? "unredacted (contains bridge URLs)" : "redacted");
   g_string_append_printf (text, "pid: %d, parent: %u, origin: %s\n", (int) getpid (),
                           twp_dbus_transport_get_parent_pid (iface), twp_dbus_transport_get_origin_hint (iface));
-  g_string_append_printf (text, "state location: %s\n", twp_dbus_transport_get_state_location (iface));
+  /* The path names the user's home: only in an unredacted report. */
+  g_string_append_printf (text, "state location: %s\n",
+                          unredacted ? twp_dbus_transport_get_state_location (iface) : "[redacted]");
   g_string_append_printf (text, "unsafe logging: %s\n", twp_log_get_unsafe () ? "on" : "off");
   g_string_append_printf (text, "state: %s\n",
                           twp_transport_state_to_string (twp_dbus_transport_get_state (iface)));
@@ -325,7 +333,7 @@ build_diagnostics (TwpDBusTransportImpl *self,
         {
           g_autoptr(TwpBridge) bridge = g_list_model_get_item (bridges, i);
 
-          append_bridge (text, bridge, unredacted, withhold_free_text);
+          append_bridge (text, bridge, i + 1, unredacted, withhold_free_text);
         }
     }
 

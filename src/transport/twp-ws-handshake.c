@@ -5,6 +5,8 @@
 
 #include "twp-ws-handshake.h"
 
+#include "twp-log.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>
@@ -376,10 +378,15 @@ twp_ws_client_response_parse (const char           *head,
 
       /* The proposal: a client MUST NOT proceed on anything but 101, and
        * MUST NOT follow redirections. */
+      /* The Location names a host (often the bridge's real one): it stays
+       * in response->location and reaches messages only with unsafe
+       * logging, as every other address. */
       if (status >= 300 && status < 400)
         g_set_error (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_STATUS,
                      "HTTP %u %s from WebSocket server: redirect not followed (Location: %s)",
-                     status, safe_reason, response->location != NULL ? response->location : "none");
+                     status, safe_reason,
+                     response->location == NULL ? "none"
+                     : twp_log_get_unsafe () ? response->location : "[scrubbed]");
       else
         g_set_error (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_STATUS,
                      "HTTP %u %s from WebSocket server, expected 101 Switching Protocols",
