@@ -1144,6 +1144,7 @@ typedef struct {
   char *url;
   guint32 phase;
   guint32 reason;
+  guint32 code;       /* LastFailureCode: the HTTP status for a 403 */
 } Failure;
 
 static guint16
@@ -1202,10 +1203,10 @@ test_failures (void)
   Proc *proc = proc_start_tls ((const char *[]) { "--client", "--connect-timeout", "10", NULL });
   g_autofree char *good = g_strdup_printf ("ws://127.0.0.1:%u/ws", peers.port);
   Failure failures[] = {
-    { "refused", g_strdup_printf ("ws://127.0.0.1:%u/", closed_port ()), 20, 30 },
-    { "403", g_strdup_printf ("ws://127.0.0.1:%u/forbidden", peers.port), 50, 90 },
-    { "not TLS", g_strdup_printf ("wss://127.0.0.1:%u/", peers.not_tls_port), 40, 70 },
-    { "DNS", g_strdup ("ws://name.invalid/"), 10, 20 },
+    { "refused", g_strdup_printf ("ws://127.0.0.1:%u/", closed_port ()), 20, 30, 0 },
+    { "403", g_strdup_printf ("ws://127.0.0.1:%u/forbidden", peers.port), 50, 90, 403 },
+    { "not TLS", g_strdup_printf ("wss://127.0.0.1:%u/", peers.not_tls_port), 40, 70, 0 },
+    { "DNS", g_strdup ("ws://name.invalid/"), 10, 20, 0 },
   };
   g_autoptr(GSocket) socket = NULL;
   g_autofree char *good_path = NULL;
@@ -1228,6 +1229,7 @@ test_failures (void)
       g_assert_cmpuint (get_uint (proc->name, path, BRIDGE_IFACE, "State"), ==, 40);
       g_assert_cmpuint (get_uint (proc->name, path, BRIDGE_IFACE, "Phase"), ==, failures[i].phase);
       g_assert_cmpuint (get_uint (proc->name, path, BRIDGE_IFACE, "LastFailureReason"), ==, failures[i].reason);
+      g_assert_cmpuint (get_uint (proc->name, path, BRIDGE_IFACE, "LastFailureCode"), ==, failures[i].code);
       details = get_string (proc->name, path, BRIDGE_IFACE, "LastFailureDetails");
       g_assert_cmpstr (details, !=, "");
       /* ...and so does the transport, for the most recent one. */

@@ -258,6 +258,7 @@ twp_dbus_bridge_impl_new (TwpClient *client,
   bind (self, "last-failure-time", "last-failure-time", NULL);
   bind (self, "last-failure-reason", "last-failure-reason", twp_dbus_transform_int_to_uint);
   bind (self, "last-failure-details", "last-failure-details", twp_dbus_transform_details);
+  bind (self, "last-failure-code", "last-failure-code", NULL);
 
   /* Counters change with every packet: copied at most once a second. */
   update_counters (self);

@@ -28,6 +28,7 @@ struct _TwpBridge
   gint64 last_success_time;
   gint64 last_failure_time;
   TwpFailureReason last_failure_reason;
+  guint last_failure_code;
   gint64 last_rtt_us;
   guint64 bytes_sent_closed;     /* of tunnels that ended */
   guint64 bytes_received_closed;
@@ -47,6 +48,7 @@ enum {
   PROP_LAST_FAILURE_TIME,
   PROP_LAST_FAILURE_REASON,
   PROP_LAST_FAILURE_DETAILS,
+  PROP_LAST_FAILURE_CODE,
   N_PROPS
 };
 
@@ -275,6 +277,9 @@ twp_bridge_get_property (GObject    *object,
     case PROP_LAST_FAILURE_DETAILS:
       g_value_set_string (value, self->last_failure_details);
       break;
+    case PROP_LAST_FAILURE_CODE:
+      g_value_set_uint (value, self->last_failure_code);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -307,6 +312,8 @@ twp_bridge_class_init (TwpBridgeClass *klass)
     g_param_spec_int ("last-failure-reason", NULL, NULL, 0, G_MAXINT, 0, flags);
   properties[PROP_LAST_FAILURE_DETAILS] =
     g_param_spec_string ("last-failure-details", NULL, NULL, NULL, flags);
+  properties[PROP_LAST_FAILURE_CODE] =
+    g_param_spec_uint ("last-failure-code", NULL, NULL, 0, G_MAXUINT, 0, flags);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -447,6 +454,13 @@ twp_bridge_get_last_failure_details (TwpBridge *self)
   return self->last_failure_details;
 }
 
+guint
+twp_bridge_get_last_failure_code (TwpBridge *self)
+{
+  g_return_val_if_fail (TWP_IS_BRIDGE (self), 0);
+  return self->last_failure_code;
+}
+
 gint64
 twp_bridge_get_rtt_us (TwpBridge *self)
 {
@@ -562,9 +576,11 @@ twp_bridge_attempt_cancelled (TwpBridge *self,
 
 static void
 record_failure (TwpBridge    *self,
-                const GError *error)
+                const GError *error,
+                guint         code)
 {
   self->failures++;
+  self->last_failure_code = code;
   self->last_failure_time = g_get_real_time () / G_USEC_PER_SEC;
   self->last_failure_reason = twp_failure_reason_from_error (error);
   g_free (self->last_failure_details);
@@ -573,6 +589,7 @@ record_failure (TwpBridge    *self,
   notify (self, PROP_LAST_FAILURE_TIME);
   notify (self, PROP_LAST_FAILURE_REASON);
   notify (self, PROP_LAST_FAILURE_DETAILS);
+  notify (self, PROP_LAST_FAILURE_CODE);
 }
 
 void
@@ -580,11 +597,17 @@ twp_bridge_attempt_failed (TwpBridge    *self,
                            TwpDial      *dial,
                            const GError *error)
 {
+  guint code = 0;
+
   g_return_if_fail (TWP_IS_BRIDGE (self));
 
   if (dial != NULL)
-    attempt_ended (self, dial);
-  record_failure (self, error);
+    {
+      attempt_ended (self, dial);
+      if (g_error_matches (error, TWP_DIAL_ERROR, TWP_DIAL_ERROR_HTTP_STATUS))
+        code = twp_dial_get_http_status (dial);
+    }
+  record_failure (self, error, code);
   update_state (self);
 }
 
@@ -623,6 +646,8 @@ twp_bridge_tunnel_closed (TwpBridge    *self,
    * closing its side, or a clean close, does not. */
   if (error != NULL && (error->domain == TWP_RELAY_ERROR) &&
       error->code != TWP_RELAY_ERROR_IDLE)
-    record_failure (self, error);
+    record_failure (self, error, error->code == TWP_RELAY_ERROR_PEER_CLOSED
+                                 ? twp_relay_get_peer_close_code (relay)
+                                 : twp_relay_get_close_code (relay));
   update_state (self);
 }

@@ -70,6 +70,10 @@ gint64       twp_bridge_get_last_success_time (TwpBridge *self);   /* unix secon
 gint64       twp_bridge_get_last_failure_time (TwpBridge *self);   /* unix seconds, 0: never */
 TwpFailureReason twp_bridge_get_last_failure_reason (TwpBridge *self);
 const char  *twp_bridge_get_last_failure_details (TwpBridge *self); /* no address unless unsafe logging */
+/* The number behind the last failure: the HTTP status of an http-status
+ * failure, the WebSocket close code of a protocol or closed-by-peer one;
+ * 0 otherwise. */
+guint        twp_bridge_get_last_failure_code (TwpBridge *self);
 gint64       twp_bridge_get_rtt_us           (TwpBridge *self);    /* -1: not measured */
 /* Payload bytes of every tunnel so far, open ones included; counters
  * change too often to notify: read them when needed. */

@@ -1464,3 +1464,10 @@ twp_relay_get_peer_close_code (TwpRelay *self)
   g_return_val_if_fail (TWP_IS_RELAY (self), 0);
   return self->peer_close_code;
 }
+
+guint
+twp_relay_get_close_code (TwpRelay *self)
+{
+  g_return_val_if_fail (TWP_IS_RELAY (self), 0);
+  return self->close_pending || self->close_sent ? self->close_code : 0;
+}

@@ -75,5 +75,7 @@ guint64 twp_relay_get_bytes_from_ws (TwpRelay *relay);
 gint64  twp_relay_get_rtt_us        (TwpRelay *relay);
 /* The close status the peer sent, 0 if none yet. */
 guint   twp_relay_get_peer_close_code (TwpRelay *relay);
+/* The close status we sent (or are sending), 0 if none. */
+guint   twp_relay_get_close_code      (TwpRelay *relay);
 
 G_END_DECLS
