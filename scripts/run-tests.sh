@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # The whole test suite, from a fresh Debian 12 machine: installs what is
 # missing, builds with gcc and runs every suite, then builds with clang under
-# AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit,
-# integration and fuzz suites again. Prints "N passed, N failed" last.
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the suites whose
+# processes it can check (unit, integration, fuzz, dbus, ws, browser) again. Prints "N passed, N failed" last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -49,11 +49,11 @@ ninja -C "$root/_build"
 meson test -C "$root/_build" --print-errorlogs --num-processes 2 || status=1
 count_results "$root/_build"
 
-echo "== clang build with ASan + UBSan: unit, integration, fuzz"
+echo "== clang build with ASan + UBSan: unit, integration, fuzz, dbus, ws, browser"
 CC=clang configure "$root/_build-asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dfuzzing=true
 ninja -C "$root/_build-asan"
 meson test -C "$root/_build-asan" --setup=asan --print-errorlogs --num-processes 2 \
-  --suite unit --suite integration --suite fuzz || status=1
+  --suite unit --suite integration --suite fuzz --suite dbus --suite ws --suite browser || status=1
 count_results "$root/_build-asan" testlog-asan
 
 echo "${passed} passed, ${failed} failed"
