@@ -3,7 +3,8 @@
 # The whole test suite, from a fresh Debian 12 machine: installs what is
 # missing, builds with gcc and runs every suite, then builds with clang under
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the suites whose
-# processes it can check (unit, integration, fuzz, dbus, ws, browser) again. Prints "N passed, N failed" last.
+# processes it can check (unit, integration, fuzz, dbus, ws, browser) again.
+# Prints "N passed, N failed" last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
