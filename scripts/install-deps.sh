@@ -40,9 +40,11 @@ install_npm() {
   # npm packages for the browser and ws tests, pinned by the lock file.
   local dir=tests/js
   [ -f "$dir/package.json" ] || return 0
-  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+  # npm records what it installed in node_modules/.package-lock.json: a
+  # missing or older record means an absent or partial install.
+  local record="$dir/node_modules/.package-lock.json"
+  if [ ! -f "$record" ] || [ "$dir/package-lock.json" -nt "$record" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-    touch "$dir/node_modules"
   fi
 }
 
