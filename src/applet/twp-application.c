@@ -66,7 +66,7 @@ send_notification (StateWatch *watch,
   else
     {
       g_autofree char *reason = twp_status_reason_text (twp_dbus_transport_get_last_failure_reason (watch->transport),
-                                                        twp_dbus_transport_get_last_failure_details (watch->transport));
+                                                        0);
 
       notification = g_notification_new (_("Bridges failing"));
       body = reason != NULL ? g_steal_pointer (&reason) : g_strdup (_("No bridge of the websocket transport works."));

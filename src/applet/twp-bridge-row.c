@@ -38,6 +38,9 @@ struct _TwpBridgeRow
 
 G_DEFINE_FINAL_TYPE (TwpBridgeRow, twp_bridge_row, GTK_TYPE_LIST_BOX_ROW)
 
+/* The service bounds a Test to 15 s; the reply may take a little longer. */
+#define TEST_TIMEOUT_MS 20000
+
 enum {
   PROP_0,
   PROP_BRIDGE,
@@ -86,9 +89,9 @@ bridge_is_failing_cb (TwpBridgeRow *self,
 static char *
 bridge_reason_cb (TwpBridgeRow *self,
                   guint         reason,
-                  const char   *details)
+                  guint         code)
 {
-  char *text = twp_status_reason_text (reason, details);
+  char *text = twp_status_reason_text (reason, code);
 
   return text != NULL ? text : g_strdup ("");
 }
@@ -158,11 +161,19 @@ update_accessible (TwpBridgeRow *self)
   g_autofree char *reason = NULL;
   g_autofree char *details = NULL;
   g_autofree char *mode = NULL;
+  g_autofree char *test_description = NULL;
+  const char *host = self->host != NULL ? self->host : _("(address hidden)");
   guint bridge_state;
 
   g_free (self->a11y_label);
   /* Translators: the accessible name of a bridge row, "Bridge example.org" */
-  self->a11y_label = g_strdup_printf (_("Bridge %s"), self->host != NULL ? self->host : _("(address hidden)"));
+  self->a11y_label = g_strdup_printf (_("Bridge %s"), host);
+  /* Every row has a "Test" button: say which bridge each one tests. */
+  /* Translators: the accessible description of a Test button, "Test the bridge example.org" */
+  test_description = g_strdup_printf (_("Test the bridge %s"), host);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->test_button),
+                                  GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, test_description,
+                                  -1);
 
   if (self->bridge != NULL)
     {
@@ -172,7 +183,7 @@ update_accessible (TwpBridgeRow *self)
       if (bridge_state == TWP_STATUS_BRIDGE_FAILING)
         {
           reason = twp_status_reason_text (twp_dbus_bridge_get_last_failure_reason (self->bridge),
-                                           twp_dbus_bridge_get_last_failure_details (self->bridge));
+                                           twp_dbus_bridge_get_last_failure_code (self->bridge));
           if (reason != NULL)
             g_string_append_printf (description, " %s.", reason);
         }
@@ -263,7 +274,7 @@ test_cb (GObject      *source,
          gpointer      user_data)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *details = NULL;
+  g_autoptr(GVariant) reply = NULL;
   g_autofree char *reason_text = NULL;
   g_autofree char *text = NULL;
   gboolean ok;
@@ -271,8 +282,8 @@ test_cb (GObject      *source,
   guint reason;
   TwpBridgeRow *self;
 
-  if (!twp_dbus_bridge_call_test_finish (TWP_DBUS_BRIDGE (source), &ok, &phase, &reason, &details,
-                                         result, &error))
+  reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
+  if (reply == NULL)
     {
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         return;
@@ -284,12 +295,17 @@ test_cb (GObject      *source,
       return;
     }
   self = TWP_BRIDGE_ROW (user_data);
+  /* The proxy knows Test's signature from the XML and has checked the
+   * reply's type against it. */
+  g_variant_get (reply, "(buu&s)", &ok, &phase, &reason, NULL);
   if (ok)
     {
       set_test_result (self, TRUE, _("Test passed: the WebSocket opened."));
       return;
     }
-  reason_text = twp_status_reason_text (reason, details);
+  /* Test's reply carries no failure code (and its details are free
+   * text, never parsed): the reason alone, in words. */
+  reason_text = twp_status_reason_text (reason, 0);
   /* Translators: "Test failed (step: TLS handshake): TLS certificate not trusted — check sni= or cert-sha256=" */
   text = g_strdup_printf (_("Test failed (step: %s): %s"), twp_status_phase_text (phase),
                           reason_text != NULL ? reason_text : _("unknown reason"));
@@ -308,26 +324,25 @@ test_clicked_cb (TwpBridgeRow *self)
   gtk_widget_set_visible (GTK_WIDGET (self->test_spinner), TRUE);
   gtk_spinner_start (self->test_spinner);
   gtk_label_set_label (self->test_label, _("Testing…"));
-  /* The service bounds a test to 15 s; allow it 20 before giving up. */
-  g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (self->bridge), 20000);
-  twp_dbus_bridge_call_test (self->bridge, self->cancellable, test_cb, self);
+  /* The service bounds a test to 15 s; allow it 20 before giving up. The
+   * timeout is per call: the proxy is shared with the rest of the app. */
+  g_dbus_proxy_call (G_DBUS_PROXY (self->bridge), "Test", g_variant_new ("()"), G_DBUS_CALL_FLAGS_NONE,
+                     TEST_TIMEOUT_MS, self->cancellable, test_cb, self);
 }
 
 /* ---- GObject ----------------------------------------------------------- */
 
+/* Construct-only: set once, before anything reads it. */
 static void
 twp_bridge_row_set_bridge (TwpBridgeRow  *self,
                            TwpDBusBridge *bridge)
 {
-  if (!g_set_object (&self->bridge, bridge))
+  if (bridge == NULL)
     return;
-  if (bridge != NULL)
-    {
-      g_signal_connect_object (bridge, "notify", G_CALLBACK (bridge_notify_cb), self, 0);
-      twp_dbus_bridge_call_get_url (bridge, self->cancellable, get_url_cb, self);
-    }
+  self->bridge = g_object_ref (bridge);
+  g_signal_connect_object (bridge, "notify", G_CALLBACK (bridge_notify_cb), self, 0);
+  twp_dbus_bridge_call_get_url (bridge, self->cancellable, get_url_cb, self);
   update_accessible (self);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BRIDGE]);
 }
 
 static void
@@ -405,7 +420,7 @@ twp_bridge_row_class_init (TwpBridgeRowClass *klass)
 
   properties[PROP_BRIDGE] =
     g_param_spec_object ("bridge", NULL, NULL, TWP_DBUS_TYPE_BRIDGE,
-                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /* <lookup type="TwpDBusBridge"> needs the type registered. */

@@ -7,6 +7,8 @@
 
 #include <glib/gi18n.h>
 
+#include "twp-status-text.h"
+
 /* The transport keeps 100 events; so do we, dropping the oldest. */
 #define MAX_EVENTS 100
 
@@ -17,6 +19,7 @@ struct _TwpEventsDialog
   /* owned */
   TwpDBusTransport *transport;
   GCancellable *cancellable;
+  gulong event_id;              /* Event handler, disconnected on dispose */
   guint n_events;
   guint n_copied;
   /* Events seen from the signal before GetRecentEvents answered are
@@ -76,10 +79,11 @@ add_event (TwpEventsDialog *self,
   /* Translators: "Warning, 14:03:22" */
   subtitle = g_strdup_printf (_("%s, %s"), severity_text, when);
 
-  /* Messages are plain text from the transport: never markup. */
+  /* Messages are plain text from the transport: never markup. With
+   * unsafe logging, Event signals carry a placeholder: say it in words. */
   row = g_object_new (ADW_TYPE_ACTION_ROW,
                       "use-markup", FALSE,
-                      "title", message,
+                      "title", twp_status_details_text (message),
                       "subtitle", subtitle,
                       "title-selectable", TRUE,
                       NULL);
@@ -120,8 +124,11 @@ recent_events_cb (GObject      *source,
 
   if (!twp_dbus_transport_call_get_recent_events_finish (TWP_DBUS_TRANSPORT (source), &events, result, &error))
     {
-      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_debug ("GetRecentEvents failed: %s", error->message);
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      g_debug ("GetRecentEvents failed: %s", error->message);
+      /* No history, but new events still show. */
+      TWP_EVENTS_DIALOG (user_data)->loaded = TRUE;
       return;
     }
   self = TWP_EVENTS_DIALOG (user_data);
@@ -181,7 +188,7 @@ twp_events_dialog_constructed (GObject *object)
   gtk_widget_set_sensitive (GTK_WIDGET (self->unredacted_switch), self->transport != NULL);
   if (self->transport == NULL)
     return;
-  g_signal_connect_object (self->transport, "event", G_CALLBACK (event_cb), self, 0);
+  self->event_id = g_signal_connect (self->transport, "event", G_CALLBACK (event_cb), self);
   twp_dbus_transport_call_get_recent_events (self->transport, self->cancellable, recent_events_cb, self);
 }
 
@@ -191,6 +198,9 @@ twp_events_dialog_dispose (GObject *object)
   TwpEventsDialog *self = TWP_EVENTS_DIALOG (object);
 
   g_cancellable_cancel (self->cancellable);
+  /* The list goes with the template: no event may arrive after it. */
+  if (self->transport != NULL)
+    g_clear_signal_handler (&self->event_id, self->transport);
   gtk_widget_dispose_template (GTK_WIDGET (self), TWP_TYPE_EVENTS_DIALOG);
   g_clear_object (&self->transport);
   G_OBJECT_CLASS (twp_events_dialog_parent_class)->dispose (object);
@@ -304,4 +314,13 @@ guint
 twp_events_dialog_get_n_copied (TwpEventsDialog *self)
 {
   return self->n_copied;
+}
+
+const char *
+twp_events_dialog_get_event_text (TwpEventsDialog *self,
+                                  guint            index)
+{
+  GtkListBoxRow *row = gtk_list_box_get_row_at_index (self->events_list, (int) index);
+
+  return row != NULL ? adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)) : NULL;
 }

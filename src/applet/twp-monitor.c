@@ -15,7 +15,7 @@ struct _TwpMonitor
   GDBusConnection *connection;
   GCancellable *cancellable;
   guint name_owner_changed_id;
-  GListStore *instances;        /* TwpInstance, sorted */
+  GListStore *instances;        /* TwpInstance, in the order they became ready */
   /* bus name -> GCancellable of a pending twp_instance_new_async: a name
    * that vanishes before its proxies are ready is dropped silently */
   GHashTable *pending;
@@ -37,34 +37,6 @@ is_instance_name (const char *name)
 {
   return name != NULL && g_str_has_prefix (name, TWP_MONITOR_NAME_PREFIX) &&
          g_dbus_is_name (name) && !g_dbus_is_unique_name (name);
-}
-
-static int
-origin_rank (TwpInstance *instance)
-{
-  TwpDBusTransport *transport = twp_instance_get_transport (instance);
-  const char *origin = transport != NULL ? twp_dbus_transport_get_origin_hint (transport) : NULL;
-
-  if (g_strcmp0 (origin, "tor-browser") == 0)
-    return 0;
-  if (g_strcmp0 (origin, "system-tor") == 0)
-    return 1;
-  return 2;
-}
-
-static int
-compare_instances (gconstpointer a,
-                   gconstpointer b,
-                   gpointer      user_data)
-{
-  TwpInstance *ia = (TwpInstance *) a;
-  TwpInstance *ib = (TwpInstance *) b;
-  int ra = origin_rank (ia);
-  int rb = origin_rank (ib);
-
-  if (ra != rb)
-    return ra - rb;
-  return g_strcmp0 (twp_instance_get_bus_name (ia), twp_instance_get_bus_name (ib));
 }
 
 static gboolean
@@ -116,7 +88,8 @@ instance_ready_cb (GObject      *source,
   g_hash_table_remove (self->pending, twp_instance_get_bus_name (instance));
   if (find_instance (self, twp_instance_get_bus_name (instance), &position))
     return;
-  g_list_store_insert_sorted (self->instances, instance, compare_instances, NULL);
+  /* The window sorts them into sections by origin itself. */
+  g_list_store_append (self->instances, instance);
 }
 
 static void

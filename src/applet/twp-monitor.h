@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Follows every transport on the session bus: ListNames filtered by the
  * instance prefix, then NameOwnerChanged with arg0namespace; no polling.
- * The result is a GListModel of TwpInstance, sorted by origin and PID. */
+ * The result is a GListModel of TwpInstance, in the order they became
+ * ready (the window groups them by origin). */
 #pragma once
 
 #include <gio/gio.h>

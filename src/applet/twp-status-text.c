@@ -6,7 +6,6 @@
 #include "twp-status-text.h"
 
 #include <glib/gi18n.h>
-#include <stdlib.h>
 #include <string.h>
 
 const char *
@@ -126,46 +125,10 @@ twp_status_origin_text (const char *origin_hint)
   return _("Other");
 }
 
-/* The first run of exactly @digits decimal digits in @text after @prefix
- * (NULL: anywhere), or 0. Details are ours but still untrusted: bounded. */
-static guint
-find_number (const char *text,
-             const char *prefix,
-             int         digits)
-{
-  const char *p;
-
-  if (text == NULL)
-    return 0;
-  for (p = text; *p != '\0'; p++)
-    {
-      const char *start = p;
-      int n = 0;
-
-      if (prefix != NULL)
-        {
-          if (strncmp (p, prefix, strlen (prefix)) != 0)
-            continue;
-          start = p + strlen (prefix);
-        }
-      else if (p > text && g_ascii_isdigit (p[-1]))
-        {
-          continue;
-        }
-      while (n <= digits && g_ascii_isdigit (start[n]))
-        n++;
-      if (n == digits)
-        return (guint) strtoul (start, NULL, 10);
-    }
-  return 0;
-}
-
 char *
-twp_status_reason_text (guint       reason,
-                        const char *details)
+twp_status_reason_text (guint reason,
+                        guint code)
 {
-  guint number;
-
   switch (reason)
     {
     case TWP_STATUS_REASON_NONE:
@@ -187,26 +150,36 @@ twp_status_reason_text (guint       reason,
     case 80:
       return g_strdup (_("TLS certificate not trusted — check sni= or cert-sha256="));
     case TWP_STATUS_REASON_HTTP_STATUS:
-      number = find_number (details, "HTTP ", 3);
-      if (number != 0)
+      if (code >= 100 && code <= 999)
         /* Translators: %u is an HTTP status code such as 403 */
-        return g_strdup_printf (_("Server refused the upgrade (HTTP %u) — check the url= path"), number);
+        return g_strdup_printf (_("Server refused the upgrade (HTTP %u) — check the url= path"), code);
       return g_strdup (_("Server refused the upgrade — check the url= path"));
     case 100:
       return g_strdup (_("Not a WebSocket server — check the url= path and port"));
     case 110:
       return g_strdup (_("Closed during the handshake — a firewall may block WebSockets; try base64 frames"));
-    case 120:
+    case TWP_STATUS_REASON_PROTOCOL:
+      if (code >= 1000 && code <= 4999)
+        /* Translators: %u is a WebSocket close code such as 1002 */
+        return g_strdup_printf (_("WebSocket protocol error (close code %u) — the server may need base64 frames"),
+                                code);
       return g_strdup (_("WebSocket protocol error — the server may need base64 frames"));
     case TWP_STATUS_REASON_CLOSED_ERROR:
-      number = find_number (details, NULL, 4);
-      if (number >= 1000 && number <= 4999)
+      if (code >= 1000 && code <= 4999)
         /* Translators: %u is a WebSocket close code such as 1008 */
-        return g_strdup_printf (_("Closed by server (%u) — check the server’s log"), number);
+        return g_strdup_printf (_("Closed by server (%u) — check the server’s log"), code);
       return g_strdup (_("Closed by server — check the server’s log"));
     default:
       return g_strdup (_("Failed — see recent events"));
     }
+}
+
+const char *
+twp_status_details_text (const char *details)
+{
+  if (details != NULL && g_str_has_prefix (details, TWP_STATUS_WITHHELD_PREFIX))
+    return _("Details withheld (unsafe logging is on); see Copy diagnostics");
+  return details;
 }
 
 char *

@@ -18,7 +18,14 @@ G_BEGIN_DECLS
 /* LastFailureReason */
 #define TWP_STATUS_REASON_NONE          0
 #define TWP_STATUS_REASON_HTTP_STATUS  90
+#define TWP_STATUS_REASON_PROTOCOL    120
 #define TWP_STATUS_REASON_CLOSED_ERROR 130
+
+/* How the transport's placeholder (TWP_DBUS_WITHHELD) starts: with unsafe
+ * logging it stands in for free text in Event signals and
+ * LastFailureDetails. Only the start is matched, so rewording its tail
+ * keeps working. */
+#define TWP_STATUS_WITHHELD_PREFIX "(withheld from broadcasts"
 
 const char *twp_status_transport_state_text (guint state);
 const char *twp_status_transport_state_icon (guint state);
@@ -28,10 +35,14 @@ const char *twp_status_phase_text           (guint phase);
 const char *twp_status_origin_text          (const char *origin_hint);
 
 /* "Server refused the upgrade (HTTP 403) — check the url= path"; NULL for
- * TWP_STATUS_REASON_NONE. @details (may be NULL) supplies numbers such as
- * the HTTP status or the close code. */
-char       *twp_status_reason_text          (guint       reason,
-                                             const char *details);
+ * TWP_STATUS_REASON_NONE. @code is Bridge:LastFailureCode (the HTTP status
+ * or the WebSocket close code; 0 if unknown), never parsed from text. */
+char       *twp_status_reason_text          (guint reason,
+                                             guint code);
+/* @details (an Event message or LastFailureDetails) as shown: the
+ * transport's withheld placeholder becomes a translated hint, anything
+ * else is returned as is (NULL stays NULL). */
+const char *twp_status_details_text         (const char *details);
 /* "12 ms", or "not measured yet" for a negative value. */
 char       *twp_status_rtt_text             (gint64 rtt_us);
 /* "1.2 kB sent, 3.4 kB received" */

@@ -17,8 +17,17 @@ struct _TwpTransportGroup
 
   /* owned */
   TwpInstance *instance;
-  GBinding *mode_binding;       /* transport FrameMode -> switch */
   GCancellable *cancellable;
+  /* The switch's state machine: idle (both NULL); a Set in flight
+   * (mode_sent); and while it flies, the user's latest choice
+   * (mode_pending), sent when the reply comes if it differs. mode_known
+   * is the transport's mode as last seen or confirmed by a reply: the
+   * proxy's cache lags behind a reply until PropertiesChanged.
+   * Static strings. */
+  const char *mode_sent;
+  const char *mode_pending;
+  const char *mode_known;
+  gboolean syncing_switch;      /* the switch moves to follow the transport */
 
   /* template children (borrowed) */
   AdwActionRow *state_row;
@@ -59,8 +68,7 @@ transport_summary_cb (TwpTransportGroup *self,
                       guint64            sent,
                       guint64            received,
                       guint              state,
-                      guint              reason,
-                      const char        *details)
+                      guint              reason)
 {
   g_autofree char *traffic = twp_status_traffic_text (sent, received);
   g_autofree char *connections = NULL;
@@ -70,7 +78,8 @@ transport_summary_cb (TwpTransportGroup *self,
   connections = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u open connection", "%u open connections", active),
                                  active);
   if (state == TWP_STATUS_TRANSPORT_FAILING || state == TWP_STATUS_TRANSPORT_DEGRADED)
-    reason_text = twp_status_reason_text (reason, details);
+    /* The transport has no failure code: the reason alone, in words. */
+    reason_text = twp_status_reason_text (reason, 0);
   if (reason_text != NULL)
     return g_strdup_printf ("%s · %s\n%s", connections, traffic, reason_text);
   return g_strdup_printf ("%s · %s", connections, traffic);
@@ -85,15 +94,35 @@ transport_is_client_cb (TwpTransportGroup *self,
 
 /* ---- frame mode -------------------------------------------------------- */
 
-static gboolean
-mode_to_active (GBinding     *binding,
-                const GValue *from,
-                GValue       *to,
-                gpointer      user_data)
+static const char *
+mode_name (gboolean base64)
 {
-  g_value_set_boolean (to, g_strcmp0 (g_value_get_string (from), "base64") == 0);
-  return TRUE;
+  return base64 ? "base64" : "binary";
 }
+
+/* The switch follows the transport (scripts may change it too), except
+ * while our own Set is in flight: the cached FrameMode is stale then. */
+static void
+sync_switch (TwpTransportGroup *self)
+{
+  TwpDBusTransport *transport = twp_instance_get_transport (self->instance);
+  gboolean base64 = g_strcmp0 (twp_dbus_transport_get_frame_mode (transport), "base64") == 0;
+
+  self->mode_known = mode_name (base64);
+  self->syncing_switch = TRUE;
+  gtk_switch_set_active (self->mode_switch, base64);
+  self->syncing_switch = FALSE;
+}
+
+static void
+transport_mode_changed_cb (TwpTransportGroup *self)
+{
+  if (self->mode_sent == NULL)
+    sync_switch (self);
+}
+
+static void send_frame_mode (TwpTransportGroup *self,
+                             const char        *mode);
 
 static void
 set_frame_mode_cb (GObject      *source,
@@ -104,40 +133,65 @@ set_frame_mode_cb (GObject      *source,
   g_autoptr(GVariant) reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
   TwpTransportGroup *self;
   g_autofree char *message = NULL;
+  const char *pending;
 
-  if (reply != NULL || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (reply == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
   self = TWP_TRANSPORT_GROUP (user_data);
+  pending = self->mode_pending;
+  self->mode_pending = NULL;
+  if (reply != NULL)
+    {
+      /* The user changed their mind during the round trip: the last
+       * choice wins. Otherwise PropertiesChanged (usually right behind
+       * the reply) moves the switch, if it still has to. */
+      self->mode_known = self->mode_sent;
+      if (pending != NULL && g_strcmp0 (pending, self->mode_sent) != 0)
+        send_frame_mode (self, pending);
+      else
+        self->mode_sent = NULL;
+      return;
+    }
   /* Put the switch back to what the transport really uses. */
-  g_binding_unbind (self->mode_binding);
-  self->mode_binding = g_object_bind_property_full (twp_instance_get_transport (self->instance), "frame-mode",
-                                                    self->mode_switch, "active", G_BINDING_SYNC_CREATE,
-                                                    mode_to_active, NULL, NULL, NULL);
+  self->mode_sent = NULL;
+  sync_switch (self);
   g_dbus_error_strip_remote_error (error);
   /* Translators: %s is an error message from the transport */
   message = g_strdup_printf (_("Could not change the frame mode: %s"), error->message);
   gtk_widget_activate_action (GTK_WIDGET (self), "win.toast", "s", message);
 }
 
-/* The switch follows the transport (scripts may change it too); only a
- * change that differs from the transport's value is sent back, so the
- * binding's own updates never loop. */
+static void
+send_frame_mode (TwpTransportGroup *self,
+                 const char        *mode)
+{
+  self->mode_sent = mode;
+  g_dbus_proxy_call (G_DBUS_PROXY (twp_instance_get_transport (self->instance)),
+                     "org.freedesktop.DBus.Properties.Set",
+                     g_variant_new ("(ssv)", "io.github.TorWebSocketProxy1.Transport", "FrameMode",
+                                    g_variant_new_string (mode)),
+                     G_DBUS_CALL_FLAGS_NONE, -1, self->cancellable, set_frame_mode_cb, self);
+}
+
+/* Only the user's changes are sent; one Set at a time, so that two
+ * toggles within one round trip cannot be compared against a stale
+ * cached FrameMode and lost. */
 static void
 mode_switch_active_cb (TwpTransportGroup *self)
 {
-  TwpDBusTransport *transport;
   const char *wanted;
 
-  if (self->instance == NULL)
+  if (self->instance == NULL || self->syncing_switch)
     return;
-  transport = twp_instance_get_transport (self->instance);
-  wanted = gtk_switch_get_active (self->mode_switch) ? "base64" : "binary";
-  if (g_strcmp0 (twp_dbus_transport_get_frame_mode (transport), wanted) == 0)
+  wanted = mode_name (gtk_switch_get_active (self->mode_switch));
+  if (self->mode_sent != NULL)
+    {
+      self->mode_pending = wanted;
+      return;
+    }
+  if (g_strcmp0 (self->mode_known, wanted) == 0)
     return;
-  g_dbus_proxy_call (G_DBUS_PROXY (transport), "org.freedesktop.DBus.Properties.Set",
-                     g_variant_new ("(ssv)", "io.github.TorWebSocketProxy1.Transport", "FrameMode",
-                                    g_variant_new_string (wanted)),
-                     G_DBUS_CALL_FLAGS_NONE, -1, self->cancellable, set_frame_mode_cb, self);
+  send_frame_mode (self, wanted);
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -189,8 +243,9 @@ twp_transport_group_set_instance (TwpTransportGroup *self,
 
       adw_preferences_group_set_description (ADW_PREFERENCES_GROUP (self), description);
     }
-  self->mode_binding = g_object_bind_property_full (transport, "frame-mode", self->mode_switch, "active",
-                                                    G_BINDING_SYNC_CREATE, mode_to_active, NULL, NULL, NULL);
+  g_signal_connect_object (transport, "notify::frame-mode", G_CALLBACK (transport_mode_changed_cb), self,
+                           G_CONNECT_SWAPPED);
+  sync_switch (self);
   gtk_list_box_bind_model (self->bridge_list, twp_instance_get_bridges (instance),
                            create_bridge_row, NULL, NULL);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_INSTANCE]);
@@ -202,6 +257,9 @@ twp_transport_group_dispose (GObject *object)
   TwpTransportGroup *self = TWP_TRANSPORT_GROUP (object);
 
   g_cancellable_cancel (self->cancellable);
+  /* Template children go below: no more transport signals. */
+  if (self->instance != NULL)
+    g_signal_handlers_disconnect_by_data (twp_instance_get_transport (self->instance), self);
   if (self->bridge_list != NULL)
     gtk_list_box_bind_model (self->bridge_list, NULL, NULL, NULL, NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), TWP_TYPE_TRANSPORT_GROUP);

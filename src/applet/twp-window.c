@@ -15,10 +15,13 @@ struct _TwpWindow
 
   /* owned */
   TwpMonitor *monitor;
+  GNetworkMonitor *network_monitor;
+  gulong network_id;            /* notify::network-available, until dispose */
   GHashTable *groups;           /* TwpInstance -> TwpTransportGroup (borrowed widget) */
   char *torrc_text;
 
   /* template children (borrowed) */
+  GtkRevealer *offline_revealer;
   AdwToastOverlay *toast_overlay;
   GtkStack *stack;
   GtkLabel *torrc_label;
@@ -32,6 +35,7 @@ G_DEFINE_FINAL_TYPE (TwpWindow, twp_window, ADW_TYPE_APPLICATION_WINDOW)
 enum {
   PROP_0,
   PROP_MONITOR,
+  PROP_NETWORK_MONITOR,
   N_PROPS
 };
 
@@ -116,6 +120,14 @@ instances_changed_cb (GListModel *model,
   sync_groups (self);
 }
 
+/* Live, from GNetworkMonitor: no polling. */
+static void
+network_changed_cb (TwpWindow *self)
+{
+  gtk_revealer_set_reveal_child (self->offline_revealer,
+                                 !g_network_monitor_get_network_available (self->network_monitor));
+}
+
 static void
 copy_torrc_activated (GtkWidget  *widget,
                       const char *action_name,
@@ -144,6 +156,12 @@ twp_window_constructed (GObject *object)
 
   G_OBJECT_CLASS (twp_window_parent_class)->constructed (object);
 
+  if (self->network_monitor == NULL)
+    self->network_monitor = g_object_ref (g_network_monitor_get_default ());
+  self->network_id = g_signal_connect_swapped (self->network_monitor, "notify::network-available",
+                                               G_CALLBACK (network_changed_cb), self);
+  network_changed_cb (self);
+
   if (self->monitor != NULL)
     {
       g_signal_connect_object (twp_monitor_get_instances (self->monitor), "items-changed",
@@ -157,6 +175,10 @@ twp_window_dispose (GObject *object)
 {
   TwpWindow *self = TWP_WINDOW (object);
 
+  /* The default monitor outlives us, and the revealer goes below. */
+  if (self->network_monitor != NULL)
+    g_clear_signal_handler (&self->network_id, self->network_monitor);
+  g_clear_object (&self->network_monitor);
   gtk_widget_dispose_template (GTK_WIDGET (self), TWP_TYPE_WINDOW);
   g_hash_table_remove_all (self->groups);
   g_clear_object (&self->monitor);
@@ -186,6 +208,9 @@ twp_window_get_property (GObject    *object,
     case PROP_MONITOR:
       g_value_set_object (value, self->monitor);
       break;
+    case PROP_NETWORK_MONITOR:
+      g_value_set_object (value, self->network_monitor);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -203,6 +228,9 @@ twp_window_set_property (GObject      *object,
     {
     case PROP_MONITOR:
       self->monitor = g_value_dup_object (value);
+      break;
+    case PROP_NETWORK_MONITOR:
+      self->network_monitor = g_value_dup_object (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -224,9 +252,14 @@ twp_window_class_init (TwpWindowClass *klass)
   properties[PROP_MONITOR] =
     g_param_spec_object ("monitor", NULL, NULL, TWP_TYPE_MONITOR,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /* NULL: the default one (tests pass their own). */
+  properties[PROP_NETWORK_MONITOR] =
+    g_param_spec_object ("network-monitor", NULL, NULL, G_TYPE_NETWORK_MONITOR,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   gtk_widget_class_set_template_from_resource (widget_class, "/io/github/TorWebSocketProxy/ui/twp-window.ui");
+  gtk_widget_class_bind_template_child (widget_class, TwpWindow, offline_revealer);
   gtk_widget_class_bind_template_child (widget_class, TwpWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, TwpWindow, stack);
   gtk_widget_class_bind_template_child (widget_class, TwpWindow, torrc_label);
@@ -270,6 +303,14 @@ twp_window_get_torrc_text (TwpWindow *self)
   g_return_val_if_fail (TWP_IS_WINDOW (self), NULL);
 
   return self->torrc_text;
+}
+
+gboolean
+twp_window_is_offline_shown (TwpWindow *self)
+{
+  g_return_val_if_fail (TWP_IS_WINDOW (self), FALSE);
+
+  return gtk_revealer_get_reveal_child (self->offline_revealer);
 }
 
 gboolean

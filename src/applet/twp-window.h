@@ -19,6 +19,9 @@ TwpWindow *twp_window_new             (GtkApplication *application,
 const char *twp_window_get_torrc_text (TwpWindow *self);
 /* Whether the empty state is shown. */
 gboolean    twp_window_is_empty       (TwpWindow *self);
+/* Whether the offline notice is shown (GNetworkMonitor says the network
+ * is not available). */
+gboolean    twp_window_is_offline_shown (TwpWindow *self);
 /* The group shown for @instance, or NULL. */
 GtkWidget  *twp_window_get_group      (TwpWindow   *self,
                                        TwpInstance *instance);

@@ -559,6 +559,8 @@ test_end_to_end (void)
               row_description_has (bad, "Server refused the upgrade (HTTP 403) — check the url= path"),
               10, "the failure reason");
   g_assert_true (g_str_has_prefix (twp_bridge_row_get_state_text (bad), "Failing"));
+  /* The number comes from LastFailureCode, not from the details text. */
+  g_assert_cmpuint (twp_dbus_bridge_get_last_failure_code (twp_bridge_row_get_bridge (bad)), ==, 403);
   g_assert_cmpstr (twp_bridge_row_get_reason_text (bad), ==,
                    "Server refused the upgrade (HTTP 403) — check the url= path");
   gtk_test_accessible_assert_property (bad, GTK_ACCESSIBLE_PROPERTY_DESCRIPTION,
@@ -566,11 +568,18 @@ test_end_to_end (void)
   g_test_message ("a11y name: %s", twp_bridge_row_get_accessible_label (bad));
   g_test_message ("a11y description: %s", twp_bridge_row_get_accessible_description (bad));
 
-  /* Test: inline result, from a new handshake. */
+  /* Every Test button says which bridge it tests. */
+  gtk_test_accessible_assert_property (twp_bridge_row_get_test_button (bad), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION,
+                                       "Test the bridge 127.0.0.1");
+
+  /* Test: inline result, from a new handshake. Test's reply has no
+   * failure code, and its details are not parsed: the reason alone. */
   gtk_widget_activate (GTK_WIDGET (twp_bridge_row_get_test_button (bad)));
   WAIT_UNTIL (twp_bridge_row_get_test_result (bad) != NULL, 20, "the test result");
   g_assert_cmpstr (twp_bridge_row_get_test_result (bad), ==,
-                   "Test failed (step: HTTP upgrade): Server refused the upgrade (HTTP 403) — check the url= path");
+                   "Test failed (step: HTTP upgrade): Server refused the upgrade — check the url= path");
+  /* Its 20 s timeout was per call: the shared proxy keeps the default. */
+  g_assert_cmpint (g_dbus_proxy_get_default_timeout (G_DBUS_PROXY (twp_bridge_row_get_bridge (bad))), ==, -1);
   g_assert_cmpuint (requests->len, ==, 2);
   g_assert_true (row_description_has (bad, "Test failed"));
   save_screenshot (GTK_WIDGET (window), "applet-failing.png");

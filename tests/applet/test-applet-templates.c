@@ -16,6 +16,101 @@
 #include "twp-transport-group.h"
 #include "twp-window.h"
 
+/* ---- a GNetworkMonitor the test switches on and off -------------------- */
+
+#define TEST_TYPE_NETWORK_MONITOR (test_network_monitor_get_type ())
+G_DECLARE_FINAL_TYPE (TestNetworkMonitor, test_network_monitor, TEST, NETWORK_MONITOR, GObject)
+
+struct _TestNetworkMonitor
+{
+  GObject parent_instance;
+  gboolean available;
+};
+
+static void test_network_monitor_iface_init (GNetworkMonitorInterface *iface);
+static void test_network_monitor_initable_iface_init (GInitableIface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (TestNetworkMonitor, test_network_monitor, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE, test_network_monitor_initable_iface_init)
+                               G_IMPLEMENT_INTERFACE (G_TYPE_NETWORK_MONITOR, test_network_monitor_iface_init))
+
+enum {
+  PROP_0,
+  PROP_NETWORK_AVAILABLE,
+  PROP_NETWORK_METERED,
+  PROP_CONNECTIVITY,
+};
+
+static gboolean
+test_network_monitor_initable_init (GInitable     *initable,
+                                    GCancellable  *cancellable,
+                                    GError       **error)
+{
+  return TRUE;
+}
+
+static void
+test_network_monitor_initable_iface_init (GInitableIface *iface)
+{
+  iface->init = test_network_monitor_initable_init;
+}
+
+static void
+test_network_monitor_iface_init (GNetworkMonitorInterface *iface)
+{
+}
+
+static void
+test_network_monitor_get_property (GObject    *object,
+                                   guint       prop_id,
+                                   GValue     *value,
+                                   GParamSpec *pspec)
+{
+  TestNetworkMonitor *self = TEST_NETWORK_MONITOR (object);
+
+  switch (prop_id)
+    {
+    case PROP_NETWORK_AVAILABLE:
+      g_value_set_boolean (value, self->available);
+      break;
+    case PROP_NETWORK_METERED:
+      g_value_set_boolean (value, FALSE);
+      break;
+    case PROP_CONNECTIVITY:
+      g_value_set_enum (value, self->available ? G_NETWORK_CONNECTIVITY_FULL : G_NETWORK_CONNECTIVITY_LOCAL);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+test_network_monitor_class_init (TestNetworkMonitorClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = test_network_monitor_get_property;
+  g_object_class_override_property (object_class, PROP_NETWORK_AVAILABLE, "network-available");
+  g_object_class_override_property (object_class, PROP_NETWORK_METERED, "network-metered");
+  g_object_class_override_property (object_class, PROP_CONNECTIVITY, "connectivity");
+}
+
+static void
+test_network_monitor_init (TestNetworkMonitor *self)
+{
+  self->available = TRUE;
+}
+
+static void
+test_network_monitor_set_available (TestNetworkMonitor *self,
+                                    gboolean            available)
+{
+  self->available = available;
+  g_object_notify (G_OBJECT (self), "network-available");
+}
+
+/* ---- templates --------------------------------------------------------- */
+
 static void
 show_and_destroy (GtkWindow *window)
 {
@@ -35,6 +130,63 @@ test_window (void)
   g_assert_nonnull (strstr (twp_window_get_torrc_text (window), "ClientTransportPlugin websocket exec /"));
   gtk_test_accessible_assert_role (GTK_ACCESSIBLE (window), GTK_ACCESSIBLE_ROLE_WINDOW);
   show_and_destroy (GTK_WINDOW (window));
+}
+
+/* The offline notice follows GNetworkMonitor live, both ways. */
+static void
+test_window_offline (void)
+{
+  g_autoptr(TestNetworkMonitor) network = g_object_new (TEST_TYPE_NETWORK_MONITOR, NULL);
+  g_autoptr(GtkCssProvider) css = gtk_css_provider_new ();
+  TwpWindow *window;
+
+  /* The app's style sheet (AdwApplication loads it; no application here). */
+  gtk_css_provider_load_from_resource (css, "/io/github/TorWebSocketProxy/style.css");
+  gtk_style_context_add_provider_for_display (gdk_display_get_default (), GTK_STYLE_PROVIDER (css),
+                                              GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+  test_network_monitor_set_available (network, FALSE);
+  window = g_object_new (TWP_TYPE_WINDOW, "network-monitor", network, NULL);
+  g_assert_true (twp_window_is_offline_shown (window));
+  gtk_window_present (GTK_WINDOW (window));
+  gtk_test_widget_wait_for_draw (GTK_WIDGET (window));
+  test_network_monitor_set_available (network, TRUE);
+  g_assert_false (twp_window_is_offline_shown (window));
+  test_network_monitor_set_available (network, FALSE);
+  g_assert_true (twp_window_is_offline_shown (window));
+  /* Let the revealer's slide (250 ms) finish before the screenshot. */
+  {
+    gint64 until = g_get_monotonic_time () + G_USEC_PER_SEC / 2;
+
+    while (g_get_monotonic_time () < until)
+      {
+        g_main_context_iteration (NULL, FALSE);
+        g_usleep (2000);
+      }
+  }
+  gtk_test_widget_wait_for_draw (GTK_WIDGET (window));
+  if (g_getenv ("TWP_SCREENSHOT_DIR") != NULL)
+    {
+      g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (GTK_WIDGET (window));
+      g_autoptr(GtkSnapshot) snapshot = gtk_snapshot_new ();
+      g_autoptr(GskRenderNode) node = NULL;
+      g_autoptr(GdkTexture) texture = NULL;
+      g_autofree char *path = g_build_filename (g_getenv ("TWP_SCREENSHOT_DIR"), "applet-offline.png", NULL);
+      int width = gtk_widget_get_width (GTK_WIDGET (window));
+      int height = gtk_widget_get_height (GTK_WIDGET (window));
+
+      gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
+      node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
+      if (node != NULL)
+        {
+          texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (window)), node,
+                                                 &GRAPHENE_RECT_INIT (0, 0, width, height));
+          g_assert_true (gdk_texture_save_to_png (texture, path));
+        }
+    }
+  gtk_window_destroy (GTK_WINDOW (window));
+  gtk_style_context_remove_provider_for_display (gdk_display_get_default (), GTK_STYLE_PROVIDER (css));
+  /* After the window is gone, the monitor may still change. */
+  test_network_monitor_set_available (network, TRUE);
 }
 
 static void
@@ -62,6 +214,9 @@ test_bridge_row (void)
   g_assert_cmpstr (twp_bridge_row_get_accessible_label (TWP_BRIDGE_ROW (row)), ==, "Bridge (address hidden)");
   gtk_test_accessible_assert_property (row, GTK_ACCESSIBLE_PROPERTY_LABEL, "Bridge (address hidden)");
   gtk_test_accessible_assert_role (row, GTK_ACCESSIBLE_ROLE_LIST_ITEM);
+  /* The Test button says which bridge it tests. */
+  gtk_test_accessible_assert_property (twp_bridge_row_get_test_button (TWP_BRIDGE_ROW (row)),
+                                       GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, "Test the bridge (address hidden)");
   show_and_destroy (GTK_WINDOW (window));
 }
 
@@ -90,6 +245,7 @@ main (int   argc,
   gtk_test_init (&argc, &argv, NULL);
   adw_init ();
   g_test_add_func ("/applet/templates/window", test_window);
+  g_test_add_func ("/applet/templates/window-offline", test_window_offline);
   g_test_add_func ("/applet/templates/transport-group", test_transport_group);
   g_test_add_func ("/applet/templates/bridge-row", test_bridge_row);
   g_test_add_func ("/applet/templates/events-dialog", test_events_dialog);

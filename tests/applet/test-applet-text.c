@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The words the status app puts on the transport's numbers: every failure
- * reason has a next step, unknown values stay "unknown", numbers are taken
- * from the details only where they are well formed. */
+ * reason has a next step, unknown values stay "unknown", a failure code
+ * (Bridge:LastFailureCode) is shown only where it is well formed, and the
+ * transport's withheld placeholder becomes a translated hint. */
 #define G_LOG_DOMAIN "twp-test-applet-text"
 
 #include "config.h"
@@ -10,22 +11,30 @@
 #include <string.h>
 
 #include "twp-status-text.h"
+/* TWP_DBUS_WITHHELD, the transport's placeholder (glib-object.h only). */
+#include "../../src/dbus/twp-dbus-private.h"
 
 static void
 test_reasons (void)
 {
   static const guint reasons[] = { 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 1000, 55, 99999 };
-  g_autofree char *cert = twp_status_reason_text (80, NULL);
-  g_autofree char *http = twp_status_reason_text (90, "server refused the WebSocket upgrade (during upgrade): "
-                                                      "HTTP 403 Forbidden from WebSocket server, expected 101");
-  g_autofree char *http_bare = twp_status_reason_text (90, "HTTP 40");
-  g_autofree char *closed = twp_status_reason_text (130, "closed by the server (1008): policy");
-  g_autofree char *closed_bad = twp_status_reason_text (130, "closed 99999");
+  g_autofree char *cert = twp_status_reason_text (80, 0);
+  g_autofree char *http = twp_status_reason_text (90, 403);
+  g_autofree char *http_none = twp_status_reason_text (90, 0);
+  g_autofree char *http_bad = twp_status_reason_text (90, 1008);
+  g_autofree char *protocol = twp_status_reason_text (120, 1002);
+  g_autofree char *protocol_none = twp_status_reason_text (120, 0);
+  g_autofree char *closed = twp_status_reason_text (130, 1008);
+  g_autofree char *closed_none = twp_status_reason_text (130, 0);
+  g_autofree char *closed_bad = twp_status_reason_text (130, 99999);
+  g_autofree char *closed_http = twp_status_reason_text (130, 403);
+  /* a code with a reason that has none is ignored */
+  g_autofree char *dns = twp_status_reason_text (20, 403);
 
-  g_assert_null (twp_status_reason_text (0, "ignored"));
+  g_assert_null (twp_status_reason_text (0, 403));
   for (gsize i = 0; i < G_N_ELEMENTS (reasons); i++)
     {
-      g_autofree char *text = twp_status_reason_text (reasons[i], NULL);
+      g_autofree char *text = twp_status_reason_text (reasons[i], 0);
 
       g_assert_nonnull (text);
       /* "what happened — what to do next" */
@@ -33,9 +42,32 @@ test_reasons (void)
     }
   g_assert_cmpstr (cert, ==, "TLS certificate not trusted — check sni= or cert-sha256=");
   g_assert_cmpstr (http, ==, "Server refused the upgrade (HTTP 403) — check the url= path");
-  g_assert_cmpstr (http_bare, ==, "Server refused the upgrade — check the url= path");
+  g_assert_cmpstr (http_none, ==, "Server refused the upgrade — check the url= path");
+  g_assert_cmpstr (http_bad, ==, "Server refused the upgrade — check the url= path");
+  g_assert_cmpstr (protocol, ==, "WebSocket protocol error (close code 1002) — the server may need base64 frames");
+  g_assert_cmpstr (protocol_none, ==, "WebSocket protocol error — the server may need base64 frames");
   g_assert_cmpstr (closed, ==, "Closed by server (1008) — check the server’s log");
+  g_assert_cmpstr (closed_none, ==, "Closed by server — check the server’s log");
   g_assert_cmpstr (closed_bad, ==, "Closed by server — check the server’s log");
+  g_assert_cmpstr (closed_http, ==, "Closed by server — check the server’s log");
+  g_assert_cmpstr (dns, ==, "DNS lookup failed — check the host name in url= and your network");
+}
+
+static void
+test_withheld (void)
+{
+  static const char hint[] = "Details withheld (unsafe logging is on); see Copy diagnostics";
+
+  /* our prefix still matches what the transport really sends */
+  g_assert_true (g_str_has_prefix (TWP_DBUS_WITHHELD, TWP_STATUS_WITHHELD_PREFIX));
+  g_assert_cmpstr (twp_status_details_text (TWP_DBUS_WITHHELD), ==, hint);
+  g_assert_cmpstr (twp_status_details_text (TWP_STATUS_WITHHELD_PREFIX ": reworded)"), ==, hint);
+  /* anything else is shown as is, even if it mentions the words later */
+  g_assert_cmpstr (twp_status_details_text ("DNS lookup failed"), ==, "DNS lookup failed");
+  g_assert_cmpstr (twp_status_details_text ("x " TWP_DBUS_WITHHELD), ==, "x " TWP_DBUS_WITHHELD);
+  g_assert_cmpstr (twp_status_details_text ("(withheld"), ==, "(withheld");
+  g_assert_cmpstr (twp_status_details_text (""), ==, "");
+  g_assert_null (twp_status_details_text (NULL));
 }
 
 static void
@@ -98,6 +130,7 @@ main (int   argc,
   g_setenv ("LANGUAGE", "C", TRUE);
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/applet/text/reasons", test_reasons);
+  g_test_add_func ("/applet/text/withheld", test_withheld);
   g_test_add_func ("/applet/text/states", test_states);
   g_test_add_func ("/applet/text/numbers", test_numbers);
   g_test_add_func ("/applet/text/urls-and-names", test_urls_and_names);
