@@ -616,17 +616,7 @@ twp_client_new (const TwpClientOptions *options)
     g_object_ref (options->dial.bind_v4);
   if (options->dial.bind_v6 != NULL)
     g_object_ref (options->dial.bind_v6);
-  if (options->dial.proxy != NULL)
-    {
-      TwpProxyConfig *proxy = g_new0 (TwpProxyConfig, 1);
-
-      proxy->type = options->dial.proxy->type;
-      proxy->host = g_strdup (options->dial.proxy->host);
-      proxy->port = options->dial.proxy->port;
-      proxy->username = g_strdup (options->dial.proxy->username);
-      proxy->password = g_strdup (options->dial.proxy->password);
-      self->options.dial.proxy = proxy;
-    }
+  self->options.dial.proxy = twp_proxy_config_copy (options->dial.proxy);
   self->options.default_args = NULL;
   if (options->default_args != NULL)
     {

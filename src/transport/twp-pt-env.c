@@ -16,6 +16,22 @@ G_DEFINE_QUARK (twp-pt-env-error-quark, twp_pt_env_error)
 /* RFC 1929 length fields are one byte. */
 #define SOCKS5_MAX_CREDENTIAL 255
 
+TwpProxyConfig *
+twp_proxy_config_copy (const TwpProxyConfig *config)
+{
+  TwpProxyConfig *copy;
+
+  if (config == NULL)
+    return NULL;
+  copy = g_new0 (TwpProxyConfig, 1);
+  copy->type = config->type;
+  copy->host = g_strdup (config->host);
+  copy->port = config->port;
+  copy->username = g_strdup (config->username);
+  copy->password = g_strdup (config->password);
+  return copy;
+}
+
 void
 twp_proxy_config_free (TwpProxyConfig *config)
 {

@@ -30,6 +30,7 @@ typedef struct {
 } TwpProxyConfig;
 
 void twp_proxy_config_free (TwpProxyConfig *config);
+TwpProxyConfig *twp_proxy_config_copy (const TwpProxyConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TwpProxyConfig, twp_proxy_config_free)
 
 /* C2: exactly the forms tor writes (socks5://, socks4a://, http://). The

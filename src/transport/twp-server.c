@@ -990,38 +990,35 @@ twp_server_get_n_connections (TwpServer *self)
   return g_hash_table_size (self->connections);
 }
 
-guint64
-twp_server_get_bytes_from_ws (TwpServer *self)
+/* Totals of ended tunnels plus what the open ones moved so far. */
+static guint64
+sum_bytes (TwpServer *self,
+           guint64    ended,
+           guint64  (*relay_bytes) (TwpRelay *relay))
 {
   GHashTableIter iter;
   ServerConnection *conn;
-  guint64 total;
+  guint64 total = ended;
 
-  g_return_val_if_fail (TWP_IS_SERVER (self), 0);
-
-  total = self->bytes_from_ws_done;
   g_hash_table_iter_init (&iter, self->connections);
   while (g_hash_table_iter_next (&iter, (gpointer *) &conn, NULL))
     if (conn->relay != NULL)
-      total += twp_relay_get_bytes_from_ws (conn->relay);
+      total += relay_bytes (conn->relay);
   return total;
+}
+
+guint64
+twp_server_get_bytes_from_ws (TwpServer *self)
+{
+  g_return_val_if_fail (TWP_IS_SERVER (self), 0);
+  return sum_bytes (self, self->bytes_from_ws_done, twp_relay_get_bytes_from_ws);
 }
 
 guint64
 twp_server_get_bytes_to_ws (TwpServer *self)
 {
-  GHashTableIter iter;
-  ServerConnection *conn;
-  guint64 total;
-
   g_return_val_if_fail (TWP_IS_SERVER (self), 0);
-
-  total = self->bytes_to_ws_done;
-  g_hash_table_iter_init (&iter, self->connections);
-  while (g_hash_table_iter_next (&iter, (gpointer *) &conn, NULL))
-    if (conn->relay != NULL)
-      total += twp_relay_get_bytes_to_ws (conn->relay);
-  return total;
+  return sum_bytes (self, self->bytes_to_ws_done, twp_relay_get_bytes_to_ws);
 }
 
 void
