@@ -224,10 +224,7 @@ watch_lifeline (App      *app,
                                  app->stdin_cancellable, stdin_read_cb, app);
     }
   if (app->managed)
-    {
-      app->parent_pid = getppid ();
-      g_timeout_add_seconds_full (G_PRIORITY_LOW, 2, parent_check_cb, app, NULL);
-    }
+    g_timeout_add_seconds_full (G_PRIORITY_LOW, 2, parent_check_cb, app, NULL);
 }
 
 /* ---- pt-spec environment ----------------------------------------------- */
@@ -761,6 +758,9 @@ main (int    argc,
     { NULL }
   };
 
+  /* K5: who started us, taken first thing, so that a tor dying while we
+   * start up is noticed too. */
+  app.parent_pid = getppid ();
   /* K2: writes to a closed stdout (tor gone) must fail, not kill us. */
   signal (SIGPIPE, SIG_IGN);
   /* stdout belongs to the pt-spec protocol: GLib's debug and info output

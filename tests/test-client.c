@@ -2072,6 +2072,67 @@ filter_log_cb (const char     *domain,
   default_log_handler (domain, level, message, NULL);
 }
 
+/* K5: a transport whose parent (tor) died without a word notices that it
+ * was reparented, and exits. A shell starts it in the background, waits a
+ * second for it to start, then exits. */
+static void
+test_shutdown_parent_gone (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("twp-orphan-XXXXXX", &error);
+  g_autofree char *state = NULL;
+  g_autofree char *script = NULL;
+  g_autofree char *proc_dir = NULL;
+  const char *binary = g_getenv ("TWP_BINARY");
+  int status;
+  gint64 deadline;
+  GPid pid;
+
+  g_assert_no_error (error);
+  g_assert_nonnull (binary);
+  state = g_build_filename (dir, "pt_state", "", NULL);
+  /* stdin is /dev/null, but without TOR_PT_EXIT_ON_STDIN_CLOSE the
+   * transport never reads it (G10): only the parent watch can end it. */
+  script = g_strdup_printf ("env -u TOR_PT_EXIT_ON_STDIN_CLOSE TOR_PT_MANAGED_TRANSPORT_VER=1 "
+                            "TOR_PT_CLIENT_TRANSPORTS=websocket TOR_PT_STATE_LOCATION='%s' "
+                            "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent '%s' --client --managed "
+                            "</dev/null >/dev/null 2>&1 & pid=$!; sleep 1; echo $pid", state, binary);
+  g_assert_true (g_spawn_sync (NULL, (char *[]) { "/bin/sh", "-c", script, NULL }, NULL,
+                               G_SPAWN_DEFAULT, NULL, NULL, &out, NULL, &status, &error));
+  g_assert_no_error (error);
+  pid = (GPid) g_ascii_strtoll (out, NULL, 10);
+  g_assert_cmpint (pid, >, 1);
+  proc_dir = g_strdup_printf ("/proc/%d", pid);
+
+  /* The parent watch runs every 2 s: the process is gone well within 6 s
+   * (init, or this test's reaper, collects it). */
+  deadline = g_get_monotonic_time () + 6 * G_USEC_PER_SEC;
+  while (g_file_test (proc_dir, G_FILE_TEST_EXISTS) && g_get_monotonic_time () < deadline)
+    {
+      g_autofree char *stat_path = g_build_filename (proc_dir, "stat", NULL);
+      g_autofree char *contents = NULL;
+
+      /* A zombie has exited already. */
+      if (g_file_get_contents (stat_path, &contents, NULL, NULL) && strstr (contents, ") Z ") != NULL)
+        break;
+      g_usleep (50 * 1000);
+    }
+  if (g_file_test (proc_dir, G_FILE_TEST_EXISTS))
+    {
+      g_autofree char *stat_path = g_build_filename (proc_dir, "stat", NULL);
+      g_autofree char *contents = NULL;
+
+      if (!g_file_get_contents (stat_path, &contents, NULL, NULL) || strstr (contents, ") Z ") == NULL)
+        {
+          kill (pid, SIGKILL);
+          g_error ("the orphaned transport (pid %d) did not exit", pid);
+        }
+    }
+  g_rmdir (state);
+  g_rmdir (dir);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -2126,6 +2187,7 @@ main (int    argc,
   g_test_add_func ("/client/backpressure/stalled-reader", test_backpressure_stalled_reader);
   g_test_add_data_func ("/client/shutdown/stdin-eof", GINT_TO_POINTER (0), test_shutdown);
   g_test_add_data_func ("/client/shutdown/sigterm", GINT_TO_POINTER (1), test_shutdown);
+  g_test_add_func ("/client/shutdown/parent-gone", test_shutdown_parent_gone);
   g_test_add_data_func ("/client/shutdown/like-tor", GINT_TO_POINTER (2), test_shutdown);
   g_test_add_func ("/client/shutdown/stdout-closed", test_shutdown_stdout_closed);
   g_test_add_data_func ("/client/proxy/socks5", GINT_TO_POINTER (TWP_TEST_CLIENT_PROXY_SOCKS5), test_proxy);
