@@ -4,7 +4,7 @@
 
 #include <adwaita.h>
 
-#include "twp-applet-dbus.h"
+#include "twp-dbus-generated.h"
 
 G_BEGIN_DECLS
 

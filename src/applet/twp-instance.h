@@ -6,7 +6,7 @@
 
 #include <gio/gio.h>
 
-#include "twp-applet-dbus.h"
+#include "twp-dbus-generated.h"
 
 G_BEGIN_DECLS
 
