@@ -2544,6 +2544,98 @@ test_tls (void)
   remove_tree (certdir);
 }
 
+static gboolean
+extor_all_closed (gpointer data)
+{
+  Chain *chain = data;
+  TwpTestExtOrServer *extor = chain->bridge->extor;
+
+  return twp_test_extor_server_get_n_closed (extor) == twp_test_extor_server_get_n_connections (extor);
+}
+
+/* Opens @n wss tunnels at once, each echoing 64 KiB byte-exact, and
+ * returns the server's VmRSS while all of them are still open. */
+static guint64
+tls_tunnels_open (Chain      *chain,
+                  const char *args,
+                  guint       n,
+                  SocksConn **conns)
+{
+  const gsize each = 64 * 1024;
+  g_autofree guint8 *data = random_bytes (n * each);
+  SocksRun run = { conns, n, args, chain->bridge->port };
+  guint64 rss;
+  guint done = 0;
+
+  for (guint i = 0; i < n; i++)
+    conns[i] = socks_conn_new (chain->client->port, data + i * each, each);
+  /* Generous: the sanitizers make TLS many times slower. */
+  socks_run (&run, 120000);
+  rss = proc_rss_kib (chain->bridge->proc);
+  for (guint i = 0; i < n; i++)
+    {
+      if (conns[i]->state == SOCKS_DONE)
+        done++;
+      else if (!g_test_failed ())   /* one report is enough */
+        check_socks_done (conns[i]);
+      /* The echo was compared as it came; the copy is freed with @data. */
+      conns[i]->data = NULL;
+    }
+  g_test_message ("%u/%u wss tunnels complete", done, n);
+  return rss;
+}
+
+/* Issue 12: a wss server used to parse the whole system CA bundle into
+ * every connection (about 3.7 MiB each, kept after they closed). 200
+ * concurrent wss tunnels must cost the server less than 32 MiB, also once
+ * they have closed and 200 more opened. */
+static void
+test_tls_many (void)
+{
+  const guint n = 200;
+  const guint64 limit_kib = 32 * 1024;
+  g_autofree char *certdir = NULL;
+  g_autofree char *cert = NULL;
+  g_autofree char *key = NULL;
+  g_autofree char *pin = NULL;
+  g_autofree char *options = NULL;
+  g_autofree char *args = NULL;
+  g_autoptr(Chain) chain = NULL;
+  g_autofree SocksConn **conns = g_new0 (SocksConn *, n);
+  guint64 before;
+
+  spawn_without_leak_check = TRUE;
+  certdir = make_tmpdir ();
+  make_certificate (certdir, &cert, &key, &pin);
+  options = g_strdup_printf ("websocket:tls-cert=%s;websocket:tls-key=%s", cert, key);
+  chain = chain_start (options);
+  args = g_strdup_printf ("url=wss://localhost:%u/;cert-sha256=%s", chain->bridge->port, pin);
+
+  /* One tunnel first, so that the baseline has TLS and the relay loaded. */
+  tls_tunnels_open (chain, args, 1, conns);
+  socks_conn_free (conns[0]);
+  g_assert_true (wait_until (extor_all_closed, chain, 10000));
+  before = proc_rss_kib (chain->bridge->proc);
+
+  for (guint round = 0; round < 2; round++)
+    {
+      guint64 open = tls_tunnels_open (chain, args, n, conns);
+
+      g_test_message ("round %u: server VmRSS %" G_GUINT64_FORMAT " KiB before, %" G_GUINT64_FORMAT
+                      " KiB with %u wss tunnels open (%.1f KiB each)",
+                      round, before, open, n, ((double) open - before) / n);
+      g_assert_cmpuint (open, <, before + limit_kib);
+      for (guint i = 0; i < n; i++)
+        g_clear_pointer (&conns[i], socks_conn_free);
+      g_assert_true (wait_until (extor_all_closed, chain, 30000));
+      g_assert_cmpuint (twp_test_extor_server_get_n_okay (chain->bridge->extor), ==, 1 + (round + 1) * n);
+    }
+  g_test_message ("server VmRSS after all closed: %" G_GUINT64_FORMAT " KiB", proc_rss_kib (chain->bridge->proc));
+  g_clear_pointer (&chain, chain_free);
+  spawn_without_leak_check = FALSE;
+  remove_tree (certdir);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -2593,6 +2685,7 @@ main (int    argc,
   g_test_add_func ("/server/shutdown/sigint", test_shutdown_sigint);
   g_test_add_func ("/server/shutdown/sigint-drains", test_shutdown_sigint_drains);
   g_test_add_func ("/server/tls", test_tls);
+  g_test_add_func ("/server/tls-many", test_tls_many);
 
   return g_test_run ();
 }
