@@ -2636,6 +2636,82 @@ test_tls_many (void)
   remove_tree (certdir);
 }
 
+/* Open means nothing came and nothing ended: a stalled TLS client gets no
+ * byte from the server before its ClientHello. */
+static gboolean
+raw_is_untouched (Raw *raw)
+{
+  return g_socket_condition_check (raw->socket, G_IO_IN | G_IO_HUP | G_IO_ERR) == 0;
+}
+
+static gboolean
+raws_all_closed (gpointer data)
+{
+  GPtrArray *raws = data;
+
+  for (guint i = 0; i < raws->len; i++)
+    if (raw_is_untouched (g_ptr_array_index (raws, i)))
+      return FALSE;
+  return TRUE;
+}
+
+/* Issue 12: glib-networking ran each handshake as a blocking call in
+ * GTask's thread pool, so clients that connect and send nothing held its
+ * threads until the handshake deadline and every other wss client waited
+ * behind them. Here 200 of them are open while a real client's tunnel
+ * completes, and only then does the deadline close them (which it must
+ * still do). Ordered by events, not by time: with the thread pool the
+ * tunnel could only complete once the deadline had freed the threads. */
+static void
+test_tls_stalled_handshakes (void)
+{
+  const guint n = 200;
+  g_autofree char *certdir = NULL;
+  g_autofree char *cert = NULL;
+  g_autofree char *key = NULL;
+  g_autofree char *pin = NULL;
+  g_autofree char *options = NULL;
+  g_autofree char *args = NULL;
+  g_autoptr(Chain) chain = NULL;
+  g_autoptr(GPtrArray) stalled = g_ptr_array_new_with_free_func ((GDestroyNotify) raw_free);
+  g_autofree guint8 *data = random_bytes (64 * 1024);
+  SocksConn *conn;
+  guint untouched = 0;
+
+  spawn_without_leak_check = TRUE;
+  certdir = make_tmpdir ();
+  make_certificate (certdir, &cert, &key, &pin);
+  options = g_strdup_printf ("websocket:tls-cert=%s;websocket:tls-key=%s;websocket:handshake-timeout=20",
+                             cert, key);
+  chain = chain_start (options);
+  args = g_strdup_printf ("url=wss://localhost:%u/;cert-sha256=%s", chain->bridge->port, pin);
+
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (stalled, raw_connect (chain->bridge->port));
+  /* Let the server accept them all before the real client comes. */
+  iterate_for (500);
+
+  conn = socks_conn_new (chain->client->port, data, 64 * 1024);
+  {
+    SocksRun run = { &conn, 1, args, chain->bridge->port };
+
+    socks_run (&run, 60000);
+  }
+  for (guint i = 0; i < n; i++)
+    untouched += raw_is_untouched (g_ptr_array_index (stalled, i));
+  g_test_message ("tunnel %s while %u of %u stalled handshakes were still open",
+                  conn->state == SOCKS_DONE ? "done" : "failed", untouched, n);
+  check_socks_done (conn);
+  g_assert_cmpuint (untouched, ==, n);
+  socks_conn_free (conn);
+
+  /* The deadline still ends every one of them. */
+  g_assert_true (wait_until (raws_all_closed, stalled, 60000));
+  g_clear_pointer (&chain, chain_free);
+  spawn_without_leak_check = FALSE;
+  remove_tree (certdir);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -2686,6 +2762,7 @@ main (int    argc,
   g_test_add_func ("/server/shutdown/sigint-drains", test_shutdown_sigint_drains);
   g_test_add_func ("/server/tls", test_tls);
   g_test_add_func ("/server/tls-many", test_tls_many);
+  g_test_add_func ("/server/tls-stalled-handshakes", test_tls_stalled_handshakes);
 
   return g_test_run ();
 }

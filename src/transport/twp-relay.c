@@ -283,7 +283,9 @@ end_init (End       *end,
   end->relay = relay;
   end->stream = stream;
   end->fd = plain_socket_fd (stream);
-  if (end->fd < 0 && G_IS_TLS_CONNECTION (stream))
+  /* A TLS stream (GTlsConnection, or the server's TwpTlsStream) names the
+   * connection it runs over as its base-io-stream. */
+  if (end->fd < 0 && g_object_class_find_property (G_OBJECT_GET_CLASS (stream), "base-io-stream") != NULL)
     {
       g_autoptr(GIOStream) base = NULL;
       GInputStream *in = g_io_stream_get_input_stream (stream);

@@ -15,6 +15,7 @@
 #include "twp-extorport.h"
 #include "twp-log.h"
 #include "twp-pt-env.h"
+#include "twp-tls-stream.h"
 #include "twp-ws-handshake.h"
 
 #define TRANSPORT_NAME "websocket"
@@ -31,6 +32,7 @@ struct _TwpServer
   GHashTable *connections;       /* ServerConnection* set */
   GHashTable *per_address;       /* client address (string) -> tunnels, for max-connections-per-ip */
   TwpServerOptions options;
+  TwpTlsCredentials *tls_credentials;   /* tls-cert=/tls-key=, for every connection */
 
   guint64 bytes_from_ws_done;    /* totals of relays that ended */
   guint64 bytes_to_ws_done;
@@ -579,7 +581,7 @@ tls_handshake_cb (GObject      *source,
   ServerConnection *conn = user_data;
   g_autoptr(GError) error = NULL;
 
-  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error))
+  if (!twp_tls_stream_handshake_finish (TWP_TLS_STREAM (source), result, &error))
     {
       server_connection_close (conn);
       return;
@@ -598,25 +600,22 @@ deadline_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* The TLS end of one accepted connection. The database is set to none at
- * construction: glib-networking otherwise loads the default database and
- * parses the whole system CA bundle into every connection's credentials
- * (about 3.7 MiB and milliseconds of CPU each), which a server that never
- * asks for a client certificate does not use. The certificate and key were
- * loaded once, with the options. */
+/* The TLS end of one accepted connection, on our GnuTLS stream rather
+ * than glib-networking's: its handshakes run on the main context instead
+ * of blocking GTask's few threads (twp-tls-stream.h), and every connection
+ * shares one set of credentials. glib-networking's server connection also
+ * parsed the whole system CA bundle into each connection (about 3.7 MiB),
+ * which a server that asks for no client certificate never uses. */
 static GIOStream *
-tls_server_stream_new (TwpServer  *self,
-                       GIOStream  *base,
-                       GError    **error)
+tls_server_stream_new (TwpServer          *self,
+                       GSocketConnection  *base,
+                       GError            **error)
 {
-  GTlsBackend *backend = g_tls_backend_get_default ();
-
-  return g_initable_new (g_tls_backend_get_server_connection_type (backend), NULL, error,
-                         "base-io-stream", base,
-                         "certificate", self->options.tls_certificate,
-                         "database", NULL,
-                         "authentication-mode", G_TLS_AUTHENTICATION_NONE,
-                         NULL);
+  if (self->tls_credentials == NULL)
+    self->tls_credentials = twp_tls_credentials_new (self->options.tls_certificate, error);
+  if (self->tls_credentials == NULL)
+    return NULL;
+  return G_IO_STREAM (twp_tls_stream_new_server (base, self->tls_credentials, error));
 }
 
 static gboolean
@@ -655,15 +654,14 @@ incoming_cb (GSocketService    *service,
     {
       g_autoptr(GError) error = NULL;
 
-      conn->ws = tls_server_stream_new (self, G_IO_STREAM (connection), &error);
+      conn->ws = tls_server_stream_new (self, connection, &error);
       if (conn->ws == NULL)
         {
           twp_log_user (TWP_LOG_WARNING, "cannot start TLS: %s", error->message);
           server_connection_close (conn);
           return TRUE;
         }
-      g_tls_connection_handshake_async (G_TLS_CONNECTION (conn->ws), G_PRIORITY_DEFAULT,
-                                        conn->cancellable, tls_handshake_cb, conn);
+      twp_tls_stream_handshake_async (TWP_TLS_STREAM (conn->ws), conn->cancellable, tls_handshake_cb, conn);
     }
   else
     {
@@ -912,6 +910,7 @@ twp_server_finalize (GObject *object)
   g_assert (g_hash_table_size (self->per_address) == 0);
   g_hash_table_unref (self->per_address);
   twp_server_options_clear (&self->options);
+  g_clear_pointer (&self->tls_credentials, twp_tls_credentials_unref);
 
   G_OBJECT_CLASS (twp_server_parent_class)->finalize (object);
 }
