@@ -8,8 +8,10 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "twp-base64.h"
 #include "twp-reactor.h"
@@ -21,6 +23,8 @@
 /* Raw bytes per base64 message: a multiple of 3 so that only the last
  * quantum of a message is ever padded; 12288 -> 16384 characters. */
 #define UP_RAW_BASE64 12288
+/* A tunnel without data for this long gives its buffers' pages back. */
+#define RELEASE_IDLE_SECONDS 2
 /* GnuTLS's largest record payload (2^14, RFC 8446 5.1). */
 #define TLS_RECORD_SIZE 16384
 /* Data slices (one per frame) written to TCP with one writev. */
@@ -114,6 +118,7 @@ struct _TwpRelay
   /* TCP -> WebSocket. up_buf has TWP_WS_MAX_HEADER_SIZE bytes of room in
    * front of the payload so that a frame is built in place, without a copy. */
   guint8 *up_buf;
+  gsize up_buf_size;
   guint8 *up_raw;
   gsize up_leftover_pos;
   const guint8 *up_frame;
@@ -158,6 +163,7 @@ struct _TwpRelay
   guint64 bytes_from_ws;
   gint64 rtt_us;
   gint64 last_data_at;
+  gint64 released_for;              /* last_data_at when the buffers' pages went back */
   gint64 last_ws_write_at;
   gboolean ticking;
   gboolean finished;
@@ -755,7 +761,8 @@ allocate_buffers (TwpRelay *self)
 {
   gsize payload = self->options.base64 ? TWP_BASE64_ENCODED_SIZE (UP_RAW_BASE64) : TWP_RELAY_MESSAGE_PAYLOAD;
 
-  self->up_buf = g_malloc (TWP_WS_MAX_HEADER_SIZE + MAX (payload, TWP_RELAY_MESSAGE_PAYLOAD));
+  self->up_buf_size = TWP_WS_MAX_HEADER_SIZE + MAX (payload, TWP_RELAY_MESSAGE_PAYLOAD);
+  self->up_buf = g_malloc (self->up_buf_size);
   if (self->options.base64)
     self->up_raw = g_malloc (UP_RAW_BASE64);
   self->down_buf = g_malloc (self->down_buf_size);
@@ -1459,6 +1466,58 @@ down_read_next (TwpRelay *self)
 
 /* ---- timers and entry points ------------------------------------------- */
 
+/* Gives the kernel the whole pages inside @buf back: the allocation stays
+ * (its next use faults in zeroed pages), its resident memory goes. */
+static void
+release_pages (guint8 *buf,
+               gsize   size)
+{
+  static guintptr page;
+  guintptr start;
+  guintptr end;
+
+  if (buf == NULL)
+    return;
+  if (page == 0)
+    page = sysconf (_SC_PAGESIZE);
+  start = ((guintptr) buf + page - 1) & ~(page - 1);
+  end = ((guintptr) buf + size) & ~(page - 1);
+  if (end > start)
+    madvise ((void *) start, end - start, MADV_DONTNEED);
+}
+
+/* TRUE when no buffer holds data: nothing read and not yet handled, no
+ * frame or slice waiting to be written, no partial frame kept. */
+static gboolean
+buffers_unused (TwpRelay *self)
+{
+  /* A GIO read may be under way into a buffer unseen here. */
+  if (self->tcp_end.fd < 0 || self->ws_end.fd < 0)
+    return FALSE;
+  if ((self->tcp_end.read_pending && self->tcp_end.read_complete) ||
+      (self->ws_end.read_pending && self->ws_end.read_complete))
+    return FALSE;
+  return self->up_frame == NULL && !self->down_writing && self->down_pos >= self->down_len;
+}
+
+/* After a burst, a tunnel keeps every page of its buffers that the burst
+ * touched (64 KiB echoed: most of them) for as long as it lives; ten
+ * thousand quiet tunnels need none of them. */
+static void
+release_idle_buffers (TwpRelay *self,
+                      gint64    now)
+{
+  if (self->released_for == self->last_data_at ||
+      now - self->last_data_at < (gint64) RELEASE_IDLE_SECONDS * G_USEC_PER_SEC ||
+      !buffers_unused (self))
+    return;
+  release_pages (self->up_buf, self->up_buf_size);
+  release_pages (self->up_raw, UP_RAW_BASE64);
+  release_pages (self->down_buf, self->down_buf_size);
+  release_pages (self->down_out, self->down_out_size);
+  self->released_for = self->last_data_at;
+}
+
 static void
 relay_tick (TwpRelay *self,
             gint64    now)
@@ -1490,6 +1549,8 @@ relay_tick (TwpRelay *self,
       check_done (self);
       return;
     }
+
+  release_idle_buffers (self, now);
 
   /* Keepalive: middleboxes drop connections idle for 60-100 s. */
   if (self->options.keepalive_seconds > 0 && !self->close_sent && !self->close_pending &&
