@@ -80,7 +80,10 @@ twp_tls_output_stream_create_source (GPollableOutputStream *pollable,
   if (self->connection != NULL)
     child = twp_tls_stream_create_source (self->connection, G_IO_OUT, cancellable);
   else
-    child = g_timeout_source_new (0);
+    {
+      child = g_timeout_source_new (0);
+      g_source_set_static_name (child, "[twp] TLS detached");
+    }
   source = g_pollable_source_new_full (pollable, child, cancellable);
   g_source_set_static_name (source, "[twp] TLS output");
   return source;

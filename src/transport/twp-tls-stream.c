@@ -236,10 +236,15 @@ twp_tls_stream_create_source (TwpTlsStream *self,
                               GIOCondition  condition,
                               GCancellable *cancellable)
 {
+  GSource *source;
+
   /* Decrypted data waiting in GnuTLS: the socket may never say so. */
   if ((condition & G_IO_IN) && self->handshaked && gnutls_record_check_pending (self->session) > 0)
-    return g_timeout_source_new (0);
-  return g_socket_create_source (self->socket, condition, cancellable);
+    source = g_timeout_source_new (0);
+  else
+    source = g_socket_create_source (self->socket, condition, cancellable);
+  g_source_set_static_name (source, "[twp] TLS socket");
+  return source;
 }
 
 /* ---- handshake ----------------------------------------------------------- */
