@@ -2742,6 +2742,64 @@ test_tls_stalled_handshakes (void)
   remove_tree (certdir);
 }
 
+/* tls-cert= with intermediates after the certificate (as a CA issues it):
+ * the server must send them, or a client that trusts only the root cannot
+ * verify it. openssl s_client checks, trusting only the root. */
+static void
+test_tls_chain (void)
+{
+  const char *make =
+    "set -e; cd \"$1\"; k='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; "
+    "printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n' > ca.ext; "
+    "printf 'subjectAltName=DNS:localhost\\nbasicConstraints=critical,CA:FALSE\\n"
+    "keyUsage=critical,digitalSignature\\nextendedKeyUsage=serverAuth\\n' > leaf.ext; "
+    "openssl req -x509 $k -keyout root.key -out root.pem -days 2 -subj /CN=root -config /dev/null "
+    "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign; "
+    "openssl req -new $k -keyout int.key -out int.csr -subj /CN=intermediate; "
+    "openssl x509 -req -in int.csr -CA root.pem -CAkey root.key -CAcreateserial -out int.pem -days 2 -extfile ca.ext; "
+    "openssl req -new $k -keyout leaf.key -out leaf.csr -subj /CN=localhost; "
+    "openssl x509 -req -in leaf.csr -CA int.pem -CAkey int.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext; "
+    "cat leaf.pem int.pem > chain.pem";
+  const char *check =
+    "openssl s_client -connect \"127.0.0.1:$2\" -CAfile \"$1/root.pem\" -verify_hostname localhost "
+    "-verify_return_error -brief < /dev/null";
+  g_autofree char *certdir = make_tmpdir ();
+  g_autofree char *options = NULL;
+  g_autofree char *port = NULL;
+  g_autofree char *out = NULL;
+  g_autoptr(Bridge) bridge = NULL;
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  spawn_without_leak_check = TRUE;
+  {
+    const char *argv[] = { "sh", "-c", make, "sh", certdir, NULL };
+
+    g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
+                  G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, &error);
+    g_assert_no_error (error);
+    g_spawn_check_wait_status (status, &error);
+    g_assert_no_error (error);
+  }
+  options = g_strdup_printf ("websocket:tls-cert=%s/chain.pem;websocket:tls-key=%s/leaf.key", certdir, certdir);
+  bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO, options);
+  port = g_strdup_printf ("%u", bridge->port);
+  {
+    const char *argv[] = { "sh", "-c", check, "sh", certdir, port, NULL };
+
+    g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                  NULL, &out, &status, &error);
+    g_assert_no_error (error);
+    g_test_message ("openssl s_client: %s", out);
+    g_spawn_check_wait_status (status, &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (strstr (out, "Verification: OK"));
+  }
+  g_clear_pointer (&bridge, bridge_free);
+  spawn_without_leak_check = FALSE;
+  remove_tree (certdir);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -2792,6 +2850,7 @@ main (int    argc,
   g_test_add_func ("/server/shutdown/sigint-drains", test_shutdown_sigint_drains);
   g_test_add_func ("/server/tls", test_tls);
   g_test_add_func ("/server/tls-many", test_tls_many);
+  g_test_add_func ("/server/tls-chain", test_tls_chain);
   g_test_add_func ("/server/tls-stalled-handshakes", test_tls_stalled_handshakes);
 
   return g_test_run ();
