@@ -395,12 +395,8 @@ extorport_done_cb (GObject      *source,
       conn->in_tor_step = FALSE;
       if (!g_cancellable_is_cancelled (conn->cancellable))
         {
-          /* A timeout names the step tor stalled at. */
-          if (g_error_matches (error, TWP_EXTORPORT_ERROR, TWP_EXTORPORT_ERROR_TIMED_OUT))
-            twp_log_user (TWP_LOG_WARNING, "tor's Extended ORPort did not finish within %u ms: %s",
-                          conn->server->options.orport_timeout_ms, error->message);
-          else
-            twp_log_user (TWP_LOG_WARNING, "Extended ORPort handshake failed: %s", error->message);
+          /* A timeout's message names the step tor stalled at. */
+          twp_log_user (TWP_LOG_WARNING, "Extended ORPort handshake failed: %s", error->message);
           /* tor's side is done with: do not hold it while the 503 goes out. */
           g_io_stream_close_async (G_IO_STREAM (conn->orport), G_PRIORITY_DEFAULT, NULL, NULL, NULL);
           g_clear_object (&conn->orport);
@@ -435,7 +431,7 @@ orport_connected_cb (GObject      *source,
       else
         {
           if (conn->tor_timed_out)
-            twp_log_user (TWP_LOG_WARNING, "tor's %s did not finish within %u ms: connecting stalled",
+            twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: connecting stalled for %u ms",
                           tor_port_name (self), self->options.orport_timeout_ms);
           else
             twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: %s",
