@@ -551,6 +551,31 @@ raw_connect (guint16 port)
   return raw;
 }
 
+/* A connection from @local_ip (any 127.0.0.0/8 address is this machine):
+ * a second client address for per-address tests. */
+static Raw *
+raw_connect_from (guint16     port,
+                  const char *local_ip)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GSocketAddress) local = g_inet_socket_address_new_from_string (local_ip, 0);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new_from_string ("127.0.0.1", port);
+  g_autoptr(GError) error = NULL;
+  Raw *raw;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_bind (socket, local, FALSE, &error);
+  g_assert_no_error (error);
+  g_socket_connect (socket, address, NULL, &error);
+  g_assert_no_error (error);
+  g_socket_set_blocking (socket, FALSE);
+  raw = g_new0 (Raw, 1);
+  raw->socket = g_steal_pointer (&socket);
+  raw->in = g_byte_array_new ();
+  return raw;
+}
+
 static void
 raw_free (Raw *raw)
 {
@@ -888,16 +913,16 @@ raw_expect_close (Raw     *raw,
   g_assert_true (raw_wait_eof (raw, 7000));
 }
 
-/* Opens a WebSocket by hand; asserts the status and, for 101, the accept
- * value. @extra_headers are complete "Name: value\r\n" lines. */
+/* Sends an upgrade request on @raw; asserts the status and, for 101, the
+ * accept value. @extra_headers are complete "Name: value\r\n" lines. */
 static Raw *
-ws_open (guint16      port,
-         const char  *path,
-         const char  *extra_headers,
-         guint        expected_status,
-         char       **head_out)
+ws_upgrade (Raw         *raw,
+            guint16      port,
+            const char  *path,
+            const char  *extra_headers,
+            guint        expected_status,
+            char       **head_out)
 {
-  Raw *raw = raw_connect (port);
   g_autofree char *request = NULL;
   g_autofree char *head = NULL;
 
@@ -923,6 +948,37 @@ ws_open (guint16      port,
   if (head_out != NULL)
     *head_out = g_steal_pointer (&head);
   return raw;
+}
+
+/* Opens a WebSocket by hand (see ws_upgrade ()). */
+static Raw *
+ws_open (guint16      port,
+         const char  *path,
+         const char  *extra_headers,
+         guint        expected_status,
+         char       **head_out)
+{
+  return ws_upgrade (raw_connect (port), port, path, extra_headers, expected_status, head_out);
+}
+
+/* TRUE when the server closed @raw without sending a byte. */
+static gboolean
+raw_closed_unanswered (Raw   *raw,
+                       guint  timeout_ms)
+{
+  gint64 deadline = deadline_in (timeout_ms);
+
+  while (!raw->eof)
+    if (!raw_read_some (raw, deadline))
+      return FALSE;
+  return raw->in->len == 0;
+}
+
+/* TRUE while the server has neither closed @raw nor sent anything on it. */
+static gboolean
+raw_still_waiting (Raw *raw)
+{
+  return g_socket_condition_check (raw->socket, G_IO_IN | G_IO_HUP | G_IO_ERR) == 0;
 }
 
 static guint8 *
@@ -2280,8 +2336,245 @@ assert_useraddr_for (Bridge     *bridge,
   ws_echo (raw, 100, FALSE);
 }
 
-/* X6 behind a reverse proxy: the forwarded address only from a trusted
- * peer (otherwise any client could choose its own). */
+/* Issue 11: a trusted proxy's header that names no client address is
+ * refused, never carried on as the proxy's own (loopback, exempt) address;
+ * tor hears nothing of it. */
+static void
+assert_refused_for (Bridge     *bridge,
+                    const char *header,
+                    guint       status)
+{
+  guint before = twp_test_extor_server_get_n_connections (bridge->extor);
+  g_autoptr(Raw) raw = ws_open (bridge->port, "/", header, status, NULL);
+
+  g_assert_true (raw_wait_eof (raw, 5000));
+  g_assert_cmpuint (twp_test_extor_server_get_n_connections (bridge->extor), ==, before);
+}
+
+/* A request to try again and again: the status, or 0 when the server
+ * closed the connection without an answer. */
+static guint
+try_upgrade_from (guint16     port,
+                  const char *local_ip)
+{
+  g_autoptr(Raw) raw = raw_connect_from (port, local_ip);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *request = g_strdup_printf ("GET / HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                                              "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                              "Sec-WebSocket-Key: " WS_KEY "\r\n"
+                                              "Sec-WebSocket-Version: 13\r\n\r\n", port);
+  g_autofree char *head = NULL;
+
+  /* A connection closed at accept may refuse the request itself. */
+  if (!raw_send_until (raw, request, strlen (request), deadline_in (10000), &error))
+    return 0;
+  head = raw_read_head (raw, 10000);
+  if (head == NULL)
+    {
+      g_assert_true (raw->eof);
+      return 0;
+    }
+  return http_status (head);
+}
+
+/* Issue 11 (S11): connections count against their address from accept on,
+ * so one address holding half-open connections (that never send a whole
+ * head) cannot take the slots of another address. A declared proxy (one
+ * that never connects here) turns the loopback exemption off, so that
+ * 127.0.0.2 and 127.0.0.3 are two ordinary client addresses. */
+static void
+test_per_address_half_open (void)
+{
+  g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO,
+                                           "websocket:trusted-proxy=192.0.2.1;"
+                                           "websocket:max-connections-per-ip=3;"
+                                           "websocket:handshake-timeout=120");
+  g_autoptr(GPtrArray) half = g_ptr_array_new_with_free_func ((GDestroyNotify) raw_free);
+  g_autoptr(Raw) extra = NULL;
+  g_autoptr(Raw) other = NULL;
+  g_autofree char *expected = NULL;
+  gint64 deadline;
+  guint status;
+
+  for (guint i = 0; i < 3; i++)
+    {
+      Raw *raw = raw_connect_from (bridge->port, "127.0.0.2");
+
+      raw_send_str (raw, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+      g_ptr_array_add (half, raw);
+    }
+  /* The fourth from that address is closed at once, unanswered: the
+   * server accepts in order, so the three above already count. */
+  extra = raw_connect_from (bridge->port, "127.0.0.2");
+  g_assert_true (raw_closed_unanswered (extra, 10000));
+
+  /* Another address is served meanwhile, and tor learns it. */
+  other = ws_upgrade (raw_connect_from (bridge->port, "127.0.0.3"), bridge->port, "/", NULL, 101, NULL);
+  expected = g_strdup_printf ("127.0.0.3:%u", raw_local_port (other));
+  g_assert_cmpstr (twp_test_extor_server_get_last_useraddr (bridge->extor), ==, expected);
+  ws_echo (other, 1000, FALSE);
+  for (guint i = 0; i < half->len; i++)
+    g_assert_true (raw_still_waiting (g_ptr_array_index (half, i)));
+
+  /* A slot given back is a slot again, once the server noticed the close. */
+  g_ptr_array_remove_index (half, 0);
+  deadline = deadline_in (10000);
+  while ((status = try_upgrade_from (bridge->port, "127.0.0.2")) == 0)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      iterate_for (50);
+    }
+  g_assert_cmpuint (status, ==, 101);
+}
+
+/* Issue 11: at max-connections the oldest connections still without a
+ * complete head are closed for a newcomer, never open tunnels; only when
+ * every slot is a tunnel is the newcomer refused. Loopback peers are not
+ * counted per address here (no trusted proxy), so only the cap applies. */
+static void
+test_max_connections_evicts_half_open (void)
+{
+  g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO,
+                                           "websocket:max-connections=6;"
+                                           "websocket:handshake-timeout=120");
+  g_autoptr(GPtrArray) tunnels = g_ptr_array_new_with_free_func ((GDestroyNotify) raw_free);
+  g_autoptr(GPtrArray) half = g_ptr_array_new_with_free_func ((GDestroyNotify) raw_free);
+  g_autoptr(Raw) refused = NULL;
+
+  for (guint i = 0; i < 2; i++)
+    g_ptr_array_add (tunnels, ws_open (bridge->port, "/", NULL, 101, NULL));
+  for (guint i = 0; i < 4; i++)
+    {
+      Raw *raw = raw_connect (bridge->port);
+
+      /* Half a head, or nothing at all. */
+      if (i % 2 == 0)
+        raw_send_str (raw, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+      g_ptr_array_add (half, raw);
+    }
+
+  /* The cap is reached: each good client costs the oldest half-open one. */
+  for (guint i = 0; i < 4; i++)
+    {
+      g_ptr_array_add (tunnels, ws_open (bridge->port, "/", NULL, 101, NULL));
+      g_assert_true (raw_closed_unanswered (g_ptr_array_index (half, i), 10000));
+      for (guint j = i + 1; j < half->len; j++)
+        g_assert_true (raw_still_waiting (g_ptr_array_index (half, j)));
+    }
+
+  /* Six tunnels: the next one is refused, and every tunnel still works. */
+  refused = raw_connect (bridge->port);
+  g_assert_true (raw_closed_unanswered (refused, 10000));
+  for (guint i = 0; i < tunnels->len; i++)
+    ws_echo (g_ptr_array_index (tunnels, i), 1000, FALSE);
+  g_assert_cmpuint (twp_test_extor_server_get_n_okay (bridge->extor), ==, 6);
+}
+
+/* Whether tor got a LOG warning holding @text. */
+static gboolean
+proc_warned (Proc       *proc,
+             const char *text)
+{
+  for (guint i = 0; i < proc->lines->len; i++)
+    {
+      const char *line = g_ptr_array_index (proc->lines, i);
+
+      if (g_str_has_prefix (line, "LOG SEVERITY=warning ") && strstr (line, text) != NULL)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+typedef struct {
+  Proc *proc;
+  const char *text;
+} LogWait;
+
+static gboolean
+log_seen (gpointer data)
+{
+  LogWait *wait = data;
+
+  return proc_warned (wait->proc, wait->text);
+}
+
+/* The client gets the documented 503 (not a bare close at the handshake
+ * deadline) and tor's log names @step. */
+static void
+assert_tor_stall_answered (Proc       *proc,
+                           const char *step)
+{
+  g_autoptr(Raw) raw = ws_open (proc->port, "/", NULL, 503, NULL);
+  LogWait wait = { proc, step };
+
+  g_assert_true (raw_wait_eof (raw, 10000));
+  g_assert_true (wait_until (log_seen, &wait, 10000));
+  g_assert_false (proc->exited);
+}
+
+/* Issue 11 (X5): tor's step has its own deadline inside the handshake one
+ * (handshake-timeout=6: 3 s for tor), whichever step stalls: an ExtORPort
+ * that accepts and never speaks, one that never says OKAY, and one whose
+ * accept queue is full (the connect itself stalls). */
+static void
+test_extorport_silent (void)
+{
+  const struct {
+    TwpTestExtOrMode mode;
+    const char *step;
+  } cases[] = {
+    { TWP_TEST_EXTOR_MODE_SILENT, "waiting for tor's authentication types" },
+    { TWP_TEST_EXTOR_MODE_NO_OKAY, "waiting for OKAY" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(Bridge) bridge = bridge_start (cases[i].mode, "websocket:handshake-timeout=6");
+
+      assert_tor_stall_answered (bridge->proc, cases[i].step);
+      g_assert_cmpuint (twp_test_extor_server_get_n_connections (bridge->extor), ==, 1);
+      g_assert_cmpuint (twp_test_extor_server_get_n_okay (bridge->extor), ==, 0);
+    }
+
+  {
+    g_autofree char *dir = make_tmpdir ();
+    g_autoptr(TwpTestExtOrServer) extor = twp_test_extor_server_new (dir, TWP_TEST_EXTOR_MODE_ECHO);
+    g_autoptr(GSocket) listener = NULL;
+    g_autoptr(GSocketAddress) any = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+    g_autoptr(GSocketAddress) bound = NULL;
+    g_autoptr(Raw) filler = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *address = NULL;
+    g_auto(GStrv) env = NULL;
+
+    /* A listener that never accepts, its queue (backlog 0: one) full:
+     * Linux drops further SYNs, so connecting to it stalls. */
+    listener = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+    g_assert_no_error (error);
+    g_socket_set_listen_backlog (listener, 0);
+    g_socket_bind (listener, any, FALSE, &error);
+    g_assert_no_error (error);
+    g_socket_listen (listener, &error);
+    g_assert_no_error (error);
+    bound = g_socket_get_local_address (listener, &error);
+    g_assert_no_error (error);
+    filler = raw_connect (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+    address = g_strdup_printf ("127.0.0.1:%u", g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+
+    env = server_environ (dir, extor, NULL, "websocket:handshake-timeout=6");
+    env = g_environ_setenv (env, "TOR_PT_EXTENDED_SERVER_PORT", address, TRUE);
+    {
+      g_autoptr(Proc) proc = proc_spawn ("--server", env);
+
+      g_assert_true (proc_wait_done (proc));
+      assert_tor_stall_answered (proc, "connecting stalled for 3000 ms");
+      proc_stop (g_steal_pointer (&proc));
+    }
+    g_socket_close (listener, NULL);
+    remove_tree (dir);
+  }
+}
+
 /* S11: one client address gets at most max-connections-per-ip tunnels;
  * others are still served, and a freed slot can be used again. The address
  * comes through a trusted proxy because loopback is exempt. */
@@ -2340,10 +2633,18 @@ test_trusted_proxy (void)
     assert_useraddr_for (bridge, "X-Forwarded-For: 203.0.113.9\r\n", "203.0.113.9");
     /* The header the proxy appends to is the last element. */
     assert_useraddr_for (bridge, "X-Forwarded-For: 198.51.100.1, 203.0.113.9\r\n", "203.0.113.9");
-    assert_useraddr_for (bridge, "X-Forwarded-For: not-an-address\r\n", "127.0.0.1");
+    /* The proxy's own request (no header) is its own. */
+    assert_useraddr_for (bridge, NULL, "127.0.0.1");
     /* By default only X-Forwarded-For counts: nginx passes a client's own
      * Forwarded header through untouched. */
     assert_useraddr_for (bridge, "Forwarded: for=\"[2001:db8::7]:4711\"\r\n", "127.0.0.1");
+    /* Issue 11: no client address in the proxy's header: 400. */
+    assert_refused_for (bridge, "X-Forwarded-For: not-an-address\r\n", 400);
+    assert_refused_for (bridge, "X-Forwarded-For: \"x, 203.0.113.9\r\n", 400);
+    assert_refused_for (bridge, "X-Forwarded-For: 0.0.0.0\r\n", 400);
+    assert_refused_for (bridge, "X-Forwarded-For: 198.51.100.1, ::\r\n", 400);
+    assert_refused_for (bridge, "X-Forwarded-For: 224.0.0.1\r\n", 400);
+    assert_useraddr_for (bridge, "X-Forwarded-For: 203.0.113.9\r\n", "203.0.113.9");
   }
   {
     g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO,
@@ -2353,6 +2654,8 @@ test_trusted_proxy (void)
     assert_useraddr_for (bridge, "Forwarded: for=\"[2001:db8::7]:4711\"\r\n", "[2001:db8::7]");
     assert_useraddr_for (bridge, "Forwarded: for=192.0.2.60;proto=http\r\n", "192.0.2.60");
     assert_useraddr_for (bridge, "X-Forwarded-For: 203.0.113.9\r\n", "127.0.0.1");
+    assert_refused_for (bridge, "Forwarded: for=\"x, for=203.0.113.9\r\n", 400);
+    assert_refused_for (bridge, "Forwarded: for=\"[::]\"\r\n", 400);
   }
   {
     g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO, NULL);
@@ -2588,6 +2891,9 @@ main (int    argc,
   g_test_add_func ("/server/attack/slow-reader", test_attack_slow_reader);
   g_test_add_func ("/server/trusted-proxy", test_trusted_proxy);
   g_test_add_func ("/server/per-address-limit", test_per_address_limit);
+  g_test_add_func ("/server/per-address-limit/half-open", test_per_address_half_open);
+  g_test_add_func ("/server/max-connections/evicts-half-open", test_max_connections_evicts_half_open);
+  g_test_add_func ("/server/extorport/silent", test_extorport_silent);
   g_test_add_func ("/server/shutdown/sigterm", test_shutdown_sigterm);
   g_test_add_func ("/server/shutdown/stdin", test_shutdown_stdin);
   g_test_add_func ("/server/shutdown/sigint", test_shutdown_sigint);

@@ -29,10 +29,10 @@ typedef struct {
   GPtrArray *trusted_proxies;    /* GInetAddressMask*: peers whose Forwarded/X-Forwarded-For is believed */
   gboolean trust_rfc7239;        /* read Forwarded: for= instead of X-Forwarded-For */
   char *static_dir;              /* optional files served to plain HTTP requests */
-  guint max_connections;         /* 0: unlimited */
-  guint max_connections_per_ip;  /* per client address (USERADDR), 0: unlimited */
-  guint handshake_timeout_ms;    /* slowloris bound on the HTTP upgrade */
-  guint orport_timeout_ms;       /* bound on connecting to and authenticating with tor */
+  guint max_connections;         /* 0: unlimited; when full, the oldest half-open connection makes room */
+  guint max_connections_per_ip;  /* per client address, from accept (half-open ones too), 0: unlimited */
+  guint handshake_timeout_ms;    /* slowloris bound on TLS and the request head */
+  guint orport_timeout_ms;       /* bound on connecting to and authenticating with tor; at most half the above */
   TwpRelayOptions relay;         /* keepalive, idle timeout, message bound */
 } TwpServerOptions;
 
