@@ -14,7 +14,9 @@
 
 #include "twp-extorport.h"
 #include "twp-log.h"
+#include "twp-metrics-endpoint.h"
 #include "twp-pt-env.h"
+#include "twp-server-stats.h"
 #include "twp-ws-handshake.h"
 
 #define TRANSPORT_NAME "websocket"
@@ -31,6 +33,7 @@ struct _TwpServer
   GHashTable *connections;       /* ServerConnection* set */
   GHashTable *per_address;       /* client address (string) -> tunnels, for max-connections-per-ip */
   TwpServerOptions options;
+  TwpServerStats *stats;
 
   guint64 bytes_from_ws_done;    /* totals of relays that ended */
   guint64 bytes_to_ws_done;
@@ -64,6 +67,8 @@ typedef struct {
   char *response;
   char *counted_address;         /* key held in per_address while counted */
   TwpRelay *relay;
+  gint64 accepted_at;            /* monotonic, for the latency histograms */
+  gint64 orport_started_at;
 } ServerConnection;
 
 static void
@@ -177,6 +182,8 @@ relay_done_cb (GObject      *source,
   if (!twp_relay_run_finish (TWP_RELAY (source), result, &error) &&
       !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     twp_log_user (TWP_LOG_DEBUG, "connection from %s ended: %s", peer_for_log (conn), error->message);
+  twp_server_stats_tunnel_closed (conn->server->stats, conn->relay, conn->request->wants_base64,
+                                  G_IS_TLS_CONNECTION (conn->ws));
   server_connection_close (conn);
 }
 
@@ -195,6 +202,8 @@ upgrade_written_cb (GObject      *source,
       return;
     }
 
+  twp_server_stats_tunnel_opened (conn->server->stats, g_get_monotonic_time () - conn->accepted_at,
+                                  conn->request->wants_base64, G_IS_TLS_CONNECTION (conn->ws));
   options.is_client = FALSE;
   options.base64 = conn->request->wants_base64;
   conn->relay = twp_relay_new (G_IO_STREAM (conn->orport), conn->ws, NULL, conn->ws_leftover, &options);
@@ -344,6 +353,8 @@ extorport_done_cb (GObject      *source,
       if (!g_cancellable_is_cancelled (conn->cancellable))
         {
           twp_log_user (TWP_LOG_WARNING, "Extended ORPort handshake failed: %s", error->message);
+          twp_server_stats_extorport_failed (conn->server->stats, FALSE, error);
+          twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_TOR_UNAVAILABLE);
           /* tor's side is done with: do not hold it while the 503 goes out. */
           g_io_stream_close_async (G_IO_STREAM (conn->orport), G_PRIORITY_DEFAULT, NULL, NULL, NULL);
           g_clear_object (&conn->orport);
@@ -353,6 +364,7 @@ extorport_done_cb (GObject      *source,
         server_connection_close (conn);
       return;
     }
+  twp_server_stats_extorport_ready (conn->server->stats, g_get_monotonic_time () - conn->orport_started_at);
   send_upgrade (conn);
 }
 
@@ -373,6 +385,8 @@ orport_connected_cb (GObject      *source,
           twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: %s",
                         self->options.ext_orport != NULL ? "Extended ORPort" : "ORPort",
                         error->message);
+          twp_server_stats_extorport_failed (self->stats, TRUE, error);
+          twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_TOR_UNAVAILABLE);
           send_error (conn, 503);
         }
       else
@@ -385,6 +399,7 @@ orport_connected_cb (GObject      *source,
     {
       /* Plain ORPort: tor sees 127.0.0.1 and learns nothing about the
        * client. Used only when tor has no ExtORPort. */
+      twp_server_stats_extorport_ready (self->stats, g_get_monotonic_time () - conn->orport_started_at);
       send_upgrade (conn);
       return;
     }
@@ -465,6 +480,7 @@ handle_request (ServerConnection *conn,
   conn->request = twp_ws_server_request_parse ((const char *) conn->head->data, head_len, &error);
   if (conn->request == NULL)
     {
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_BAD_REQUEST);
       send_error (conn, 400);
       return;
     }
@@ -472,14 +488,17 @@ handle_request (ServerConnection *conn,
   switch (conn->request->kind)
     {
     case TWP_WS_REQUEST_PLAIN_HTTP:
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_NOT_WEBSOCKET);
       answer_plain_http (conn);
       return;
     case TWP_WS_REQUEST_OLD_VERSION:
       /* RFC 6455 4.4: say which version we speak. */
       twp_log_user (TWP_LOG_DEBUG, "refused an old WebSocket version: %s", conn->request->reason);
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_OLD_VERSION);
       send_error (conn, 426);
       return;
     case TWP_WS_REQUEST_BAD:
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_BAD_REQUEST);
       send_error (conn, 400);
       return;
     case TWP_WS_REQUEST_UPGRADE:
@@ -489,11 +508,13 @@ handle_request (ServerConnection *conn,
 
   if (!path_matches (self, conn->request->path))
     {
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_BAD_PATH);
       send_error (conn, 404);
       return;
     }
   if (!origin_allowed (self, conn->request->origin))
     {
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_ORIGIN);
       send_error (conn, 403);
       return;
     }
@@ -506,6 +527,7 @@ handle_request (ServerConnection *conn,
     {
       /* What a busy web server says; the address stays out of the log. */
       twp_log_user (TWP_LOG_INFO, "refused a connection: too many from one address");
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_PER_ADDRESS_LIMIT);
       send_error (conn, 429);
       return;
     }
@@ -517,6 +539,7 @@ handle_request (ServerConnection *conn,
    * socket and would cut every tunnel idle that long. The handshake
    * deadline, still running, bounds the connect. */
   g_socket_client_set_enable_proxy (conn->socket_client, FALSE);
+  conn->orport_started_at = g_get_monotonic_time ();
   g_socket_client_connect_to_host_async (conn->socket_client,
                                          self->options.ext_orport != NULL ? self->options.ext_orport
                                                                           : self->options.orport,
@@ -547,6 +570,7 @@ head_read_cb (GObject      *source,
   head_len = twp_http_find_head_end (conn->head->data, conn->head->len, &error);
   if (error != NULL)
     {
+      twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_BAD_REQUEST);
       send_error (conn, 400);
       return;
     }
@@ -581,6 +605,8 @@ tls_handshake_cb (GObject      *source,
 
   if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error))
     {
+      if (!g_cancellable_is_cancelled (conn->cancellable))
+        twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_TLS_FAILURE);
       server_connection_close (conn);
       return;
     }
@@ -594,6 +620,7 @@ deadline_cb (gpointer user_data)
 
   /* Slowloris: whoever does not finish the upgrade in time is dropped. */
   g_clear_pointer (&conn->deadline, g_source_unref);
+  twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_HANDSHAKE_TIMEOUT);
   g_cancellable_cancel (conn->cancellable);
   return G_SOURCE_REMOVE;
 }
@@ -607,10 +634,12 @@ incoming_cb (GSocketService    *service,
   TwpServer *self = user_data;
   ServerConnection *conn;
 
+  twp_server_stats_connection_accepted (self->stats);
   if (self->options.max_connections > 0 &&
       g_hash_table_size (self->connections) >= self->options.max_connections)
     {
       /* Over the cap: close at once, costing nothing. */
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_CONNECTION_CAP);
       g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
       return TRUE;
     }
@@ -619,6 +648,7 @@ incoming_cb (GSocketService    *service,
   conn->server = g_object_ref (self);
   conn->tcp = g_object_ref (connection);
   conn->cancellable = g_cancellable_new ();
+  conn->accepted_at = g_get_monotonic_time ();
   conn->head = g_byte_array_new ();
   conn->peer = G_INET_SOCKET_ADDRESS (g_socket_connection_get_remote_address (connection, NULL));
   g_socket_set_option (g_socket_connection_get_socket (connection), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
@@ -638,6 +668,7 @@ incoming_cb (GSocketService    *service,
       if (conn->ws == NULL)
         {
           twp_log_user (TWP_LOG_WARNING, "cannot start TLS: %s", error->message);
+          twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_TLS_FAILURE);
           server_connection_close (conn);
           return TRUE;
         }
@@ -679,6 +710,7 @@ twp_server_options_clear (TwpServerOptions *options)
   g_clear_object (&options->tls_certificate);
   g_clear_pointer (&options->trusted_proxies, g_ptr_array_unref);
   g_clear_pointer (&options->static_dir, g_free);
+  g_clear_object (&options->metrics_address);
 }
 
 static gboolean
@@ -820,6 +852,19 @@ twp_server_options_apply (TwpServerOptions  *options,
             }
           options->relay.max_message_size = number;
         }
+      else if (g_str_equal (key, "metrics"))
+        {
+          g_clear_object (&options->metrics_address);
+          options->metrics_address = twp_metrics_address_parse (value, error);
+          if (options->metrics_address == NULL)
+            return FALSE;
+        }
+      else if (g_str_equal (key, "metrics-allow-remote"))
+        {
+          if (!parse_count (key, value, 1, &number, error))
+            return FALSE;
+          options->metrics_allow_remote = number == 1;
+        }
       else if (g_str_equal (key, "static-dir"))
         {
           if (!g_file_test (value, G_FILE_TEST_IS_DIR))
@@ -844,6 +889,17 @@ twp_server_options_apply (TwpServerOptions  *options,
       g_ptr_array_add (origins, NULL);
       g_strfreev (options->allowed_origins);
       options->allowed_origins = g_strdupv ((char **) origins->pdata);
+    }
+  if (options->metrics_address != NULL && !options->metrics_allow_remote &&
+      !twp_metrics_address_is_local (options->metrics_address))
+    {
+      /* The address stays out of the message: it may be the bridge's own. */
+      g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                   "metrics= is not a loopback address or a Unix socket: the counters show anyone "
+                   "who reaches them how busy this bridge is, and an open metrics port marks the "
+                   "machine as a bridge to scanners; use 127.0.0.1, [::1] or a socket path, or "
+                   "add metrics-allow-remote=1 if a firewall guards that address");
+      return FALSE;
     }
   if ((tls_cert == NULL) != (tls_key == NULL))
     {
@@ -891,6 +947,7 @@ twp_server_finalize (GObject *object)
   g_assert (g_hash_table_size (self->per_address) == 0);
   g_hash_table_unref (self->per_address);
   twp_server_options_clear (&self->options);
+  g_clear_object (&self->stats);
 
   G_OBJECT_CLASS (twp_server_parent_class)->finalize (object);
 }
@@ -933,6 +990,7 @@ twp_server_init (TwpServer *self)
 {
   self->connections = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) server_connection_free, NULL);
   self->per_address = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->stats = twp_server_stats_new ();
 }
 
 TwpServer *
@@ -1019,6 +1077,17 @@ twp_server_get_bytes_to_ws (TwpServer *self)
 {
   g_return_val_if_fail (TWP_IS_SERVER (self), 0);
   return sum_bytes (self, self->bytes_to_ws_done, twp_relay_get_bytes_to_ws);
+}
+
+TwpServerStats *
+twp_server_get_stats (TwpServer *self)
+{
+  g_return_val_if_fail (TWP_IS_SERVER (self), NULL);
+
+  twp_server_stats_set_live (self->stats, g_hash_table_size (self->connections),
+                             self->options.max_connections,
+                             twp_server_get_bytes_from_ws (self), twp_server_get_bytes_to_ws (self));
+  return self->stats;
 }
 
 void
