@@ -58,12 +58,18 @@ twp_metrics_parse_request (const guint8 *data,
 
   g_return_val_if_fail (data != NULL || len == 0, TWP_METRICS_REQUEST_BAD);
 
-  for (gsize i = 0; i + 3 < len && i + 4 <= TWP_METRICS_MAX_REQUEST; i++)
-    if (memcmp (data + i, "\r\n\r\n", 4) == 0)
-      {
-        end = data + i + 2;   /* just after the last header line's CRLF */
-        break;
-      }
+  for (gsize i = 0; i < len && i < TWP_METRICS_MAX_REQUEST; i++)
+    {
+      /* Lines end in CRLF (RFC 9112 2.2); a bare LF would leave us
+       * waiting for an end that never comes. */
+      if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+        return TWP_METRICS_REQUEST_BAD;
+      if (i >= 3 && memcmp (data + i - 3, "\r\n\r\n", 4) == 0)
+        {
+          end = data + i - 1;   /* just after the last header line's CRLF */
+          break;
+        }
+    }
   if (end == NULL)
     {
       /* Anything that is not even text is refused at once. */
@@ -328,18 +334,54 @@ metrics_client_close (MetricsClient *client)
   g_hash_table_remove (client->endpoint->clients, client);
 }
 
+static void linger (MetricsClient *client);
+
+static void
+linger_read_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+  gssize n;
+
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  if (n <= 0)
+    metrics_client_close (user_data);
+  else
+    linger (user_data);
+}
+
+/* Closing with unread bytes (a refused oversized request) resets the
+ * connection, and the client may lose our answer: half-close, then drop
+ * what still comes until it closes or the deadline passes. */
+static void
+linger (MetricsClient *client)
+{
+  g_byte_array_set_size (client->in, READ_CHUNK);
+  g_input_stream_read_async (g_io_stream_get_input_stream (G_IO_STREAM (client->connection)),
+                             client->in->data, READ_CHUNK, G_PRIORITY_DEFAULT,
+                             client->cancellable, linger_read_cb, client);
+}
+
 static void
 response_written_cb (GObject      *source,
                      GAsyncResult *result,
                      gpointer      user_data)
 {
+  MetricsClient *client = user_data;
   g_autoptr(GError) error = NULL;
 
-  /* Cancelled: the client is already freed. */
-  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error) &&
-      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    return;
-  metrics_client_close (user_data);
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    {
+      /* Cancelled: the client is already freed. */
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        metrics_client_close (client);
+      return;
+    }
+  g_socket_shutdown (g_socket_connection_get_socket (client->connection), FALSE, TRUE, NULL);
+  linger (client);
 }
 
 static void
