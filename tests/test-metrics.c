@@ -81,7 +81,12 @@ test_request_bad (void)
     /* A NUL inside the head, and before any end. */
     static const guint8 nul_header[] = "GET /metrics HTTP/1.1\r\nA: b\0c\r\n\r\n";
     static const guint8 nul_early[] = "GET /me\0";
+    /* Found by fuzz-metrics-request: NUL taken for a token character. */
+    static const guint8 nul_name[] = "POST /metrics HTTP/1.1\r\nCon\0\0\0.1:910nnnnn 0\r\n\r\n";
+    static const guint8 nul_method[] = "GET\0 /metrics HTTP/1.1\r\n\r\n";
 
+    g_assert_cmpint (twp_metrics_parse_request (nul_name, sizeof nul_name - 1), ==, TWP_METRICS_REQUEST_BAD);
+    g_assert_cmpint (twp_metrics_parse_request (nul_method, sizeof nul_method - 1), ==, TWP_METRICS_REQUEST_BAD);
     g_assert_cmpint (twp_metrics_parse_request (nul_header, sizeof nul_header - 1), ==, TWP_METRICS_REQUEST_BAD);
     g_assert_cmpint (twp_metrics_parse_request (nul_early, sizeof nul_early - 1), ==, TWP_METRICS_REQUEST_BAD);
   }

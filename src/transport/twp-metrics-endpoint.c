@@ -40,7 +40,8 @@ G_DEFINE_FINAL_TYPE (TwpMetricsEndpoint, twp_metrics_endpoint, G_TYPE_OBJECT)
 static gboolean
 is_tchar (guint8 c)
 {
-  return g_ascii_isalnum (c) || strchr ("!#$%&'*+-.^_`|~", c) != NULL;
+  /* strchr () would find the terminating NUL. */
+  return g_ascii_isalnum (c) || (c != '\0' && strchr ("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 TwpMetricsRequest
@@ -73,7 +74,7 @@ twp_metrics_parse_request (const guint8 *data,
   if (end == NULL)
     {
       /* Anything that is not even text is refused at once. */
-      if (memchr (data, '\0', MIN (len, TWP_METRICS_MAX_REQUEST)) != NULL)
+      if (len > 0 && memchr (data, '\0', MIN (len, TWP_METRICS_MAX_REQUEST)) != NULL)
         return TWP_METRICS_REQUEST_BAD;
       return len >= TWP_METRICS_MAX_REQUEST ? TWP_METRICS_REQUEST_TOO_LARGE : TWP_METRICS_REQUEST_INCOMPLETE;
     }
