@@ -289,7 +289,8 @@ test_exposition (void)
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshake_duration_seconds_bucket{le=\"+Inf\"}"), ==, 2);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshake_duration_seconds_count"), ==, 2);
   g_assert_nonnull (strstr (body, "\ntor_websocket_proxy_handshake_duration_seconds_sum 20.003000\n"));
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_setup_duration_seconds_bucket{le=\"0.001\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_setup_duration_seconds_bucket{le=\"0.001\"}"),
+                    ==, 1);
   for (guint i = 0; i < TWP_SERVER_STATS_N_BUCKETS; i++)
     {
       char bound[G_ASCII_DTOSTR_BUF_SIZE];

@@ -2715,7 +2715,8 @@ heartbeat_seen (gpointer data)
   for (guint i = 0; i < wait->proc->lines->len; i++)
     {
       const char *line = g_ptr_array_index (wait->proc->lines, i);
-      gboolean all = g_str_has_prefix (line, "LOG SEVERITY=notice MESSAGE=") && strstr (line, "Heartbeat: ") != NULL;
+      gboolean all = g_str_has_prefix (line, "LOG SEVERITY=notice MESSAGE=") &&
+                     strstr (line, "Heartbeat: ") != NULL;
 
       for (guint j = 0; all && wait->needles[j] != NULL; j++)
         all = strstr (line, wait->needles[j]) != NULL;
@@ -2886,16 +2887,26 @@ test_metrics_counters (void)
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshake_duration_seconds_count"), ==, 7);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshake_duration_seconds_bucket{le=\"+Inf\"}"), ==, 7);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_setup_duration_seconds_count"), ==, 7);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"bad_path\"}"), ==, 1);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"origin\"}"), ==, 1);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"old_version\"}"), ==, 1);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"per_address_limit\"}"), ==, 1);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"connection_cap\"}"), ==, 0);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"handshake_timeout\"}"), ==, 1);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"tls_failure\"}"), ==, 0);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"not_websocket\"}"), ==, 1);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"bad_request\"}"), ==, 1);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"tor_unavailable\"}"), ==, 0);
+  {
+    /* One refusal of each kind done above, none of the others. */
+    static const guint64 refused[TWP_SERVER_N_REFUSALS] = {
+      [TWP_SERVER_REFUSAL_BAD_PATH] = 1,
+      [TWP_SERVER_REFUSAL_ORIGIN] = 1,
+      [TWP_SERVER_REFUSAL_OLD_VERSION] = 1,
+      [TWP_SERVER_REFUSAL_PER_ADDRESS_LIMIT] = 1,
+      [TWP_SERVER_REFUSAL_HANDSHAKE_TIMEOUT] = 1,
+      [TWP_SERVER_REFUSAL_NOT_WEBSOCKET] = 1,
+      [TWP_SERVER_REFUSAL_BAD_REQUEST] = 1,
+    };
+
+    for (guint i = 0; i < TWP_SERVER_N_REFUSALS; i++)
+      {
+        g_autofree char *series = g_strdup_printf ("tor_websocket_proxy_handshakes_refused_total{reason=\"%s\"}",
+                                                   twp_server_refusal_to_string (i));
+
+        g_assert_cmpuint (metric (body, series), ==, refused[i]);
+      }
+  }
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnel_closes_total{reason=\"normal\"}"), ==, 1);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnel_closes_total{reason=\"abnormal\"}"), ==, 1);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnel_closes_total{reason=\"idle\"}"), ==, 0);
@@ -2972,7 +2983,8 @@ test_metrics_extorport (void)
   body = metrics_scrape (mport);
   assert_promtool_accepts (body);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_connections_max"), ==, 2);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"tor_unavailable\"}"), ==, 4);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"tor_unavailable\"}"),
+                    ==, 4);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_failures_total{kind=\"connect\"}"), ==, 0);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_failures_total{kind=\"protocol\"}"), ==, 0);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_total{mode=\"binary\",scheme=\"ws\"}"), ==, 1);
@@ -2999,7 +3011,8 @@ test_metrics_extorport_down (void)
   raw_free (ws_open (proc->port, "/", NULL, 503, NULL));
   assert_metric_reaches (mport, "tor_websocket_proxy_extorport_failures_total{kind=\"connect\"}", 1);
   body = metrics_scrape (mport);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"tor_unavailable\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"tor_unavailable\"}"),
+                    ==, 1);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_setup_duration_seconds_count"), ==, 0);
   proc_stop (g_steal_pointer (&proc));
   remove_tree (dir);
@@ -3038,7 +3051,8 @@ test_metrics_relay_timeouts (void)
   {
     /* We send and never read: the server's writes to us stall. */
     guint16 mport;
-    g_autoptr(Bridge) bridge = metrics_bridge_start (TWP_TEST_EXTOR_MODE_ECHO, "websocket:stall-timeout=1", &mport);
+    g_autoptr(Bridge) bridge = metrics_bridge_start (TWP_TEST_EXTOR_MODE_ECHO, "websocket:stall-timeout=1",
+                                                     &mport);
     g_autoptr(Raw) tunnel = ws_open (bridge->port, "/", NULL, 101, NULL);
     g_autoptr(GByteArray) frame = g_byte_array_new ();
     g_autofree guint8 *payload = random_bytes (60000);

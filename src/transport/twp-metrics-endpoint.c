@@ -253,13 +253,15 @@ twp_metrics_format (const TwpServerCounters *c,
   append_header (out, "tunnels_open", "gauge", "Tunnels relaying now, by frame mode and scheme.");
   for (guint mode = 0; mode < 2; mode++)
     for (guint tls = 0; tls < 2; tls++)
-      g_string_append_printf (out, "tor_websocket_proxy_tunnels_open{mode=\"%s\",scheme=\"%s\"} %" G_GUINT64_FORMAT "\n",
+      g_string_append_printf (out, "tor_websocket_proxy_tunnels_open{mode=\"%s\",scheme=\"%s\"} "
+                              "%" G_GUINT64_FORMAT "\n",
                               modes[mode], schemes[tls],
                               c->tunnels_opened[mode][tls] - c->tunnels_closed[mode][tls]);
   append_header (out, "tunnels_total", "counter", "Tunnels opened (101 sent), by frame mode and scheme.");
   for (guint mode = 0; mode < 2; mode++)
     for (guint tls = 0; tls < 2; tls++)
-      g_string_append_printf (out, "tor_websocket_proxy_tunnels_total{mode=\"%s\",scheme=\"%s\"} %" G_GUINT64_FORMAT "\n",
+      g_string_append_printf (out, "tor_websocket_proxy_tunnels_total{mode=\"%s\",scheme=\"%s\"} "
+                              "%" G_GUINT64_FORMAT "\n",
                               modes[mode], schemes[tls], c->tunnels_opened[mode][tls]);
 
   append_header (out, "handshakes_completed_total", "counter", "WebSocket handshakes completed.");

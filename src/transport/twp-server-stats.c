@@ -401,7 +401,8 @@ twp_server_stats_format_report (TwpServerStats *self)
   g_string_append_printf (text, "tunnels: %" G_GUINT64_FORMAT " open\n", tunnels_open (c));
   for (guint mode = 0; mode < 2; mode++)
     for (guint tls = 0; tls < 2; tls++)
-      g_string_append_printf (text, "tunnels %s over %s: %" G_GUINT64_FORMAT " opened, %" G_GUINT64_FORMAT " closed\n",
+      g_string_append_printf (text, "tunnels %s over %s: %" G_GUINT64_FORMAT " opened, %"
+                              G_GUINT64_FORMAT " closed\n",
                               mode ? "base64" : "binary", tls ? "wss" : "ws",
                               c->tunnels_opened[mode][tls], c->tunnels_closed[mode][tls]);
   g_string_append_printf (text, "handshakes completed: %" G_GUINT64_FORMAT "\n",
@@ -415,7 +416,8 @@ twp_server_stats_format_report (TwpServerStats *self)
   g_string_append_c (text, '\n');
   append_by_code (text, "protocol closes by code", c->protocol_closes);
   append_by_code (text, "peer closes by code", c->peer_closes);
-  g_string_append_printf (text, "bytes from WebSocket: %" G_GUINT64_FORMAT ", to WebSocket: %" G_GUINT64_FORMAT "\n",
+  g_string_append_printf (text, "bytes from WebSocket: %" G_GUINT64_FORMAT ", to WebSocket: %"
+                          G_GUINT64_FORMAT "\n",
                           c->bytes_from_ws, c->bytes_to_ws);
   g_string_append (text, "ExtORPort failures: ");
   append_nonzero (text, c->extorport_failures, TWP_SERVER_N_EXTORPORT_FAILURES, extorport_names);
