@@ -620,7 +620,9 @@ deadline_cb (gpointer user_data)
 
   /* Slowloris: whoever does not finish the upgrade in time is dropped. */
   g_clear_pointer (&conn->deadline, g_source_unref);
-  twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_HANDSHAKE_TIMEOUT);
+  /* A refusal still being written was counted already. */
+  if (conn->response == NULL)
+    twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_HANDSHAKE_TIMEOUT);
   g_cancellable_cancel (conn->cancellable);
   return G_SOURCE_REMOVE;
 }
