@@ -2974,6 +2974,8 @@ test_metrics_extorport (void)
     g_autoptr(Raw) second = raw_connect (bridge->port);
     g_autoptr(Raw) third = NULL;
 
+    g_assert_nonnull (first);
+    g_assert_nonnull (second);
     assert_metric_reaches (mport, "tor_websocket_proxy_connections_open", 2);
     third = raw_connect (bridge->port);
     g_assert_true (raw_wait_eof (third, 10000));
@@ -3194,6 +3196,7 @@ test_metrics_allow_remote (void)
   g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO, options);
   g_autofree char *body = metrics_scrape (mport);
 
+  g_assert_true (proc_has_done_line (bridge->proc));
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_connections_accepted_total"), ==, 0);
 }
 
@@ -3300,8 +3303,10 @@ test_metrics_endpoint_limits (void)
       g_assert_true (raw_read_until_eof (raw, 15000));
       g_assert_cmpuint (raw->in->len, ==, 0);
     }
+  /* Scrapes are not the bridge's connections. */
   body = metrics_scrape (mport);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_connections_accepted_total"), ==, 0);
+  g_assert_true (proc_has_done_line (bridge->proc));
 }
 
 int
