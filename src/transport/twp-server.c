@@ -14,8 +14,10 @@
 
 #include "twp-extorport.h"
 #include "twp-log.h"
+#include "twp-metrics-endpoint.h"
 #include "twp-pt-env.h"
 #include "twp-server-request.h"
+#include "twp-server-stats.h"
 #include "twp-ws-handshake.h"
 
 #define TRANSPORT_NAME "websocket"
@@ -40,6 +42,7 @@ struct _TwpServer
   GQueue reading_head;           /* ServerConnection* still in TLS or reading their head, oldest first */
   guint n_evicted;               /* connections cancelled to make room, not yet gone */
   TwpServerOptions options;
+  TwpServerStats *stats;
 
   guint64 bytes_from_ws_done;    /* totals of relays that ended */
   guint64 bytes_to_ws_done;
@@ -81,6 +84,7 @@ typedef struct {
   GList *reading_head_link;      /* in server->reading_head, or NULL */
   gboolean evicted;              /* cancelled to make room (max-connections) */
   TwpRelay *relay;
+  gint64 accepted_at;            /* monotonic, for the latency histograms */
 } ServerConnection;
 
 static void
@@ -232,6 +236,8 @@ relay_done_cb (GObject      *source,
   if (!twp_relay_run_finish (TWP_RELAY (source), result, &error) &&
       !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     twp_log_user (TWP_LOG_DEBUG, "connection from %s ended: %s", peer_for_log (conn), error->message);
+  twp_server_stats_tunnel_closed (conn->server->stats, conn->relay, conn->request->wants_base64,
+                                  G_IS_TLS_CONNECTION (conn->ws));
   server_connection_close (conn);
 }
 
@@ -250,6 +256,8 @@ upgrade_written_cb (GObject      *source,
       return;
     }
 
+  twp_server_stats_tunnel_opened (conn->server->stats, g_get_monotonic_time () - conn->accepted_at,
+                                  conn->request->wants_base64, G_IS_TLS_CONNECTION (conn->ws));
   options.is_client = FALSE;
   options.base64 = conn->request->wants_base64;
   conn->relay = twp_relay_new (G_IO_STREAM (conn->orport), conn->ws, NULL, conn->ws_leftover, &options);
@@ -397,6 +405,8 @@ extorport_done_cb (GObject      *source,
         {
           /* A timeout's message names the step tor stalled at. */
           twp_log_user (TWP_LOG_WARNING, "Extended ORPort handshake failed: %s", error->message);
+          twp_server_stats_extorport_failed (conn->server->stats, FALSE, error);
+          twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_TOR_UNAVAILABLE);
           /* tor's side is done with: do not hold it while the 503 goes out. */
           g_io_stream_close_async (G_IO_STREAM (conn->orport), G_PRIORITY_DEFAULT, NULL, NULL, NULL);
           g_clear_object (&conn->orport);
@@ -406,6 +416,7 @@ extorport_done_cb (GObject      *source,
         server_connection_close (conn);
       return;
     }
+  twp_server_stats_extorport_ready (conn->server->stats, g_get_monotonic_time () - conn->tor_started);
   send_upgrade (conn);
 }
 
@@ -436,6 +447,8 @@ orport_connected_cb (GObject      *source,
           else
             twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: %s",
                           tor_port_name (self), error->message);
+          twp_server_stats_extorport_failed (self->stats, TRUE, error);
+          twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_TOR_UNAVAILABLE);
           send_error (conn, 503);
         }
       return;
@@ -446,6 +459,7 @@ orport_connected_cb (GObject      *source,
     {
       /* Plain ORPort: tor sees 127.0.0.1 and learns nothing about the
        * client. Used only when tor has no ExtORPort. */
+      twp_server_stats_extorport_ready (self->stats, g_get_monotonic_time () - conn->tor_started);
       send_upgrade (conn);
       return;
     }
@@ -529,6 +543,26 @@ connect_to_tor (ServerConnection *conn)
                                          0, conn->connect_cancellable, orport_connected_cb, conn);
 }
 
+/* The operator's reason for a refusal decided from the head alone. */
+static TwpServerRefusal
+refusal_for_status (const TwpWsServerRequest *request,
+                    guint                     status)
+{
+  if (request != NULL && request->kind == TWP_WS_REQUEST_PLAIN_HTTP)
+    return TWP_SERVER_REFUSAL_NOT_WEBSOCKET;
+  switch (status)
+    {
+    case 403:
+      return TWP_SERVER_REFUSAL_ORIGIN;
+    case 404:
+      return TWP_SERVER_REFUSAL_BAD_PATH;
+    case 426:
+      return TWP_SERVER_REFUSAL_OLD_VERSION;
+    default:
+      return TWP_SERVER_REFUSAL_BAD_REQUEST;
+    }
+}
+
 static void
 handle_request (ServerConnection *conn,
                 guint             status,
@@ -542,9 +576,11 @@ handle_request (ServerConnection *conn,
     case 101:
       break;
     case 200:
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_NOT_WEBSOCKET);
       answer_plain_http (conn);
       return;
     default:
+      twp_server_stats_refused (self->stats, refusal_for_status (conn->request, status));
       send_error (conn, status);
       return;
     }
@@ -559,6 +595,7 @@ handle_request (ServerConnection *conn,
       if (conn->client_address == NULL)
         {
           twp_log_user (TWP_LOG_INFO, "refused a request: %s", error->message);
+          twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_BAD_REQUEST);
           send_error (conn, 400);
           return;
         }
@@ -575,6 +612,7 @@ handle_request (ServerConnection *conn,
         {
           /* What a busy web server says; the address stays out of the log. */
           twp_log_user (TWP_LOG_INFO, "refused a connection: too many from one address");
+          twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_PER_ADDRESS_LIMIT);
           send_error (conn, 429);
           return;
         }
@@ -647,6 +685,8 @@ tls_handshake_cb (GObject      *source,
 
   if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error))
     {
+      if (!g_cancellable_is_cancelled (conn->cancellable))
+        twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_TLS_FAILURE);
       server_connection_close (conn);
       return;
     }
@@ -666,7 +706,10 @@ deadline_cb (gpointer user_data)
       set_deadline (conn, ANSWER_GRACE_MS);
       return G_SOURCE_REMOVE;
     }
-  /* Slowloris: whoever does not finish the upgrade in time is dropped. */
+  /* Slowloris: whoever does not finish the upgrade in time is dropped.
+   * A refusal still being written was counted already. */
+  if (conn->response == NULL)
+    twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_HANDSHAKE_TIMEOUT);
   g_cancellable_cancel (conn->cancellable);
   return G_SOURCE_REMOVE;
 }
@@ -687,6 +730,7 @@ make_room (TwpServer *self)
       /* Its pending read or TLS handshake fails with CANCELLED and closes
        * it; until then it no longer counts against the cap. */
       stop_reading_head (oldest);
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_CONNECTION_CAP);
       oldest->evicted = TRUE;
       self->n_evicted++;
       g_cancellable_cancel (oldest->cancellable);
@@ -706,18 +750,21 @@ incoming_cb (GSocketService    *service,
   g_autoptr(GSocketAddress) peer = g_socket_connection_get_remote_address (connection, NULL);
   g_autofree char *key = NULL;
 
+  twp_server_stats_connection_accepted (self->stats);
   key = accept_key (self, G_IS_INET_SOCKET_ADDRESS (peer) ? G_INET_SOCKET_ADDRESS (peer) : NULL);
   if (key != NULL && !address_has_room (self, key))
     {
       /* That address already holds its share, tunnels and half-open
        * connections alike: close at once, costing nothing. */
       twp_log_user (TWP_LOG_INFO, "refused a connection: too many from one address");
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_PER_ADDRESS_LIMIT);
       g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
       return TRUE;
     }
   if (self->options.max_connections > 0 && !make_room (self))
     {
       /* Over the cap with only tunnels: close at once, costing nothing. */
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_CONNECTION_CAP);
       g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
       return TRUE;
     }
@@ -726,6 +773,7 @@ incoming_cb (GSocketService    *service,
   conn->server = g_object_ref (self);
   conn->tcp = g_object_ref (connection);
   conn->cancellable = g_cancellable_new ();
+  conn->accepted_at = g_get_monotonic_time ();
   conn->head = g_byte_array_new ();
   if (G_IS_INET_SOCKET_ADDRESS (peer))
     conn->peer = G_INET_SOCKET_ADDRESS (g_steal_pointer (&peer));
@@ -747,6 +795,7 @@ incoming_cb (GSocketService    *service,
       if (conn->ws == NULL)
         {
           twp_log_user (TWP_LOG_WARNING, "cannot start TLS: %s", error->message);
+          twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_TLS_FAILURE);
           server_connection_close (conn);
           return TRUE;
         }
@@ -789,6 +838,7 @@ twp_server_options_clear (TwpServerOptions *options)
   g_clear_object (&options->tls_certificate);
   g_clear_pointer (&options->trusted_proxies, g_ptr_array_unref);
   g_clear_pointer (&options->static_dir, g_free);
+  g_clear_object (&options->metrics_address);
 }
 
 static gboolean
@@ -930,6 +980,19 @@ twp_server_options_apply (TwpServerOptions  *options,
             }
           options->relay.max_message_size = number;
         }
+      else if (g_str_equal (key, "metrics"))
+        {
+          g_clear_object (&options->metrics_address);
+          options->metrics_address = twp_metrics_address_parse (value, error);
+          if (options->metrics_address == NULL)
+            return FALSE;
+        }
+      else if (g_str_equal (key, "metrics-allow-remote"))
+        {
+          if (!parse_count (key, value, 1, &number, error))
+            return FALSE;
+          options->metrics_allow_remote = number == 1;
+        }
       else if (g_str_equal (key, "static-dir"))
         {
           if (!g_file_test (value, G_FILE_TEST_IS_DIR))
@@ -954,6 +1017,17 @@ twp_server_options_apply (TwpServerOptions  *options,
       g_ptr_array_add (origins, NULL);
       g_strfreev (options->allowed_origins);
       options->allowed_origins = g_strdupv ((char **) origins->pdata);
+    }
+  if (options->metrics_address != NULL && !options->metrics_allow_remote &&
+      !twp_metrics_address_is_local (options->metrics_address))
+    {
+      /* The address stays out of the message: it may be the bridge's own. */
+      g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                   "metrics= is not a loopback address or a Unix socket: the counters show anyone "
+                   "who reaches them how busy this bridge is, and an open metrics port marks the "
+                   "machine as a bridge to scanners; use 127.0.0.1, [::1] or a socket path, or "
+                   "add metrics-allow-remote=1 if a firewall guards that address");
+      return FALSE;
     }
   if ((tls_cert == NULL) != (tls_key == NULL))
     {
@@ -1003,6 +1077,7 @@ twp_server_finalize (GObject *object)
   g_assert (g_queue_is_empty (&self->reading_head));
   g_assert (self->n_evicted == 0);
   twp_server_options_clear (&self->options);
+  g_clear_object (&self->stats);
 
   G_OBJECT_CLASS (twp_server_parent_class)->finalize (object);
 }
@@ -1046,6 +1121,7 @@ twp_server_init (TwpServer *self)
   self->connections = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) server_connection_free, NULL);
   self->per_address = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_queue_init (&self->reading_head);
+  self->stats = twp_server_stats_new ();
 }
 
 TwpServer *
@@ -1136,6 +1212,17 @@ twp_server_get_bytes_to_ws (TwpServer *self)
 {
   g_return_val_if_fail (TWP_IS_SERVER (self), 0);
   return sum_bytes (self, self->bytes_to_ws_done, twp_relay_get_bytes_to_ws);
+}
+
+TwpServerStats *
+twp_server_get_stats (TwpServer *self)
+{
+  g_return_val_if_fail (TWP_IS_SERVER (self), NULL);
+
+  twp_server_stats_set_live (self->stats, g_hash_table_size (self->connections),
+                             self->options.max_connections,
+                             twp_server_get_bytes_from_ws (self), twp_server_get_bytes_to_ws (self));
+  return self->stats;
 }
 
 void
