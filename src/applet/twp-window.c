@@ -7,6 +7,7 @@
 
 #include <glib/gi18n.h>
 
+#include "twp-tor-browser.h"
 #include "twp-transport-group.h"
 
 struct _TwpWindow
@@ -278,11 +279,8 @@ twp_window_init (TwpWindow *self)
   self->groups = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   gtk_widget_init_template (GTK_WIDGET (self));
 
-  /* torrc syntax is not translated; the bridge address and URL are
-   * documentation examples (RFC 5737, RFC 2606). */
-  self->torrc_text = g_strdup ("UseBridges 1\n"
-                               "ClientTransportPlugin websocket exec " TWP_LIBEXECDIR "/tor-websocket-proxy\n"
-                               "Bridge websocket 192.0.2.1:443 url=wss://bridge.example.org/ws");
+  /* One source for these lines: the torrc snippet test runs them. */
+  self->torrc_text = twp_torrc_client_example ();
   gtk_label_set_label (self->torrc_label, self->torrc_text);
   gtk_stack_set_visible_child_name (self->stack, "empty");
 }

@@ -128,6 +128,8 @@ test_window (void)
   /* No monitor: the empty state with copyable torrc lines. */
   g_assert_true (twp_window_is_empty (window));
   g_assert_nonnull (strstr (twp_window_get_torrc_text (window), "ClientTransportPlugin websocket exec /"));
+  /* Without them the transport refuses to start (tests/tor runs the lines). */
+  g_assert_nonnull (strstr (twp_window_get_torrc_text (window), "tor-websocket-proxy --client --managed\n"));
   gtk_test_accessible_assert_role (GTK_ACCESSIBLE (window), GTK_ACCESSIBLE_ROLE_WINDOW);
   show_and_destroy (GTK_WINDOW (window));
 }
