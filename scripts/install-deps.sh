@@ -13,6 +13,8 @@ packages=(
   openssl socat python3 xxd procps
   # real tor network (suite tor)
   tor
+  # the AppArmor profile's parse check (suite data): apparmor_parser
+  apparmor
   # browser, reverse proxy, other WebSocket implementations
   chromium nginx
   # benchmarks
