@@ -54,6 +54,14 @@ twp_tor_browser_apparmor_line (void)
   return g_strdup (BINARY " Px,");
 }
 
+char *
+twp_tor_browser_apparmor_commands (void)
+{
+  /* Shell, not translated. Our profile itself comes with the package. */
+  return g_strdup ("echo '" BINARY " Px,' | sudo tee -a /etc/apparmor.d/local/" TWP_TOR_BROWSER_APPARMOR_PROFILE "\n"
+                   "sudo apparmor_parser -r /etc/apparmor.d/" TWP_TOR_BROWSER_APPARMOR_PROFILE);
+}
+
 void
 twp_tor_browser_free (TwpTorBrowser *self)
 {

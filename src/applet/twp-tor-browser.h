@@ -86,6 +86,9 @@ gboolean twp_tor_browser_is_confined (TwpTorBrowser *self,
 /* The line for /etc/apparmor.d/local/<profile> that makes a confined tor
  * switch to our own profile when it runs us. */
 char *twp_tor_browser_apparmor_line (void);
+/* The shell commands that add that line for torbrowser-launcher's
+ * profile and reload it. */
+char *twp_tor_browser_apparmor_commands (void);
 
 /* Checks a bridge line ("[Bridge ]websocket ADDR:PORT [FINGERPRINT]
  * k=v...") with the transport's own parser. Returns it as Tor Browser's

@@ -8,6 +8,7 @@
 #include <glib/gi18n.h>
 
 #include "twp-tor-browser.h"
+#include "twp-tor-browser-dialog.h"
 #include "twp-transport-group.h"
 
 struct _TwpWindow
@@ -127,6 +128,14 @@ network_changed_cb (TwpWindow *self)
 {
   gtk_revealer_set_reveal_child (self->offline_revealer,
                                  !g_network_monitor_get_network_available (self->network_monitor));
+}
+
+static void
+tor_browser_activated (GtkWidget  *widget,
+                       const char *action_name,
+                       GVariant   *parameter)
+{
+  gtk_window_present (GTK_WINDOW (twp_tor_browser_dialog_new (GTK_WINDOW (widget))));
 }
 
 static void
@@ -269,6 +278,7 @@ twp_window_class_init (TwpWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TwpWindow, other_section);
 
   gtk_widget_class_install_action (widget_class, "win.copy-torrc", NULL, copy_torrc_activated);
+  gtk_widget_class_install_action (widget_class, "win.tor-browser", NULL, tor_browser_activated);
   gtk_widget_class_install_action (widget_class, "win.toast", "s", toast_activated);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_w, GDK_CONTROL_MASK, "window.close", NULL);
 }
