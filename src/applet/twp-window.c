@@ -337,3 +337,24 @@ twp_window_get_group (TwpWindow   *self,
 
   return g_hash_table_lookup (self->groups, instance);
 }
+
+gboolean
+twp_window_shows_under (TwpWindow   *self,
+                        TwpInstance *instance,
+                        const char  *origin)
+{
+  GtkWidget *group;
+  GtkBox *section;
+
+  g_return_val_if_fail (TWP_IS_WINDOW (self), FALSE);
+
+  group = g_hash_table_lookup (self->groups, instance);
+  if (g_strcmp0 (origin, "tor-browser") == 0)
+    section = self->tor_browser_section;
+  else if (g_strcmp0 (origin, "system-tor") == 0)
+    section = self->system_section;
+  else
+    section = self->other_section;
+  return group != NULL && gtk_widget_get_parent (group) == GTK_WIDGET (section) &&
+         gtk_widget_get_visible (GTK_WIDGET (section));
+}

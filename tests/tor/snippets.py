@@ -89,9 +89,14 @@ def from_readme(path):
     snippets = []
     for i, m in enumerate(re.finditer(r"^```[a-z]*\n(.*?)^```", text, re.M | re.S)):
         lines = m.group(1).splitlines()
+        line_no = text[:m.start()].count("\n") + 1
         if any(PLUGIN_RE.match(l.strip()) for l in lines):
-            line_no = text[:m.start()].count("\n") + 1
             snippets.append(Snippet("README.md:%d" % line_no, lines))
+        # Shell that appends a torrc line: the line it appends.
+        for l in lines:
+            e = re.match(r"^echo '([^']*TransportPlugin [^']*)' >> torrc$", l.strip())
+            if e:
+                snippets.append(Snippet("README.md:%d (echo >> torrc)" % line_no, [e.group(1)]))
     return snippets
 
 

@@ -36,6 +36,7 @@ import argparse
 import hashlib
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -55,7 +56,7 @@ RUNS = [
     ("wss", ["url=wss://localhost:{port}/"], ["tls-cert={cert}", "tls-key={key}"], True),
 ]
 CHECKS_PER_RUN = 6
-TOR_BROWSER_CHECKS = 5
+TOR_BROWSER_CHECKS = 6
 
 
 class Tap:
@@ -288,9 +289,13 @@ def distinct_clients(snips, binary):
 def check_snippets_static(tap, snips, binary, work):
     """Each snippet runs our binary as its role needs; clients use bridges;
     servers pass tor --verify-config."""
+    app_tb = [x for x in snips if x.kind == "tor-browser" and x.source.startswith("status app")]
     for x in snips:
         try:
             x.check_plugin_lines()
+            if x.kind == "tor-browser" and (not app_tb or x.rewritten(binary) != app_tb[0].rewritten(binary)):
+                raise sn.SnippetError("%s: differs from the line the status app adds to Tor Browser's torrc"
+                                      % x.source)
             if x.kind == "client" and "UseBridges 1" not in x.lines:
                 raise sn.SnippetError("%s: no UseBridges 1 (tor would ignore the Bridge line)" % x.source)
             tap.ok(True, "%s (%s snippet): runs <libexecdir>/tor-websocket-proxy with the right arguments"
@@ -393,6 +398,7 @@ class TorBrowserPlay:
             f.write(self.original)
         self.node.data_dir = self.tor_dir
         self.results = []
+        self.bus = None
 
     def tool_run(self, what):
         return subprocess.run([self.tool, what, self.root], capture_output=True, text=True, timeout=30)
@@ -413,6 +419,9 @@ class TorBrowserPlay:
             f.write(text.replace(want, sn.Snippet("tb", [want]).rewritten(self.net.binary)[0]))
         self.set_up_text = text
         self.binary_line = binary_line
+        # A private session bus for this tor's transport and the status app.
+        self.bus = start_private_bus(self.node.dir)
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.bus)
         # As Tor Browser starts its tor (TorProcess.sys.mjs): defaults, torrc,
         # DataDirectory, a control port with cookie authentication, owned.
         self.node.started_at = time.monotonic()
@@ -425,7 +434,7 @@ class TorBrowserPlay:
                  "__OwningControllerProcess", str(os.getpid()),
                  "DisableNetwork", "1"],
                 cwd=os.path.join(self.root, "Browser"), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT)
+                stdout=out, stderr=subprocess.STDOUT, env=env)
         self.net.nodes.append(self.node)
         self.node.wait_log(r"Opened Control listener", 30)
         # While its tor runs (the data directory's lock), nothing changes.
@@ -441,12 +450,33 @@ class TorBrowserPlay:
         self.node.control('SETCONF UseBridges=1 Bridge="%s"' % bridge_line,
                           "SETCONF DisableNetwork=0", "SAVECONF")
 
+    def check_status_app(self, tap):
+        """The status app's window, on that bus under Xvfb, lists the transport
+        under "Tor Browser" with its bridge Connected (tests/applet/
+        twp-watch-status.c)."""
+        watcher = os.environ.get("TWP_WATCH_STATUS")
+        if not watcher:
+            tap.ok(True, "Tor Browser: status app # SKIP built with -Dapplet=disabled")
+            return
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.bus, GSK_RENDERER="cairo",
+                   GDK_BACKEND="x11", GSETTINGS_BACKEND="memory", GTK_A11Y="test")
+        try:
+            r = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1024x768x24", watcher, "60"],
+                               capture_output=True, text=True, timeout=150, env=env,
+                               stdin=subprocess.DEVNULL)
+            tap.ok(r.returncode == 0 and "seen:" in r.stdout,
+                   "Tor Browser: the status app lists its transport under \"Tor Browser\" with the "
+                   "bridge Connected", "status %d\n%s\n%s" % (r.returncode, r.stdout, r.stderr[-2000:]))
+        except subprocess.TimeoutExpired as e:
+            tap.ok(False, "Tor Browser: the status app lists its transport", repr(e))
+
     def check(self, tap, bridge):
         for ok, desc, diag in self.results:
             tap.ok(ok, desc, diag)
         for _ in range(2 - len(self.results)):
             tap.ok(False, "Tor Browser: not run")
         check_through_bridge(tap, self.node, bridge, "Tor Browser's tor (SETCONF Bridge=)")
+        self.check_status_app(tap)
         try:
             (lines,) = self.node.control("GETCONF ClientTransportPlugin")
             plugins = " | ".join(lines)
@@ -472,6 +502,21 @@ class TorBrowserPlay:
                and "UseBridges 1" in after,
                "Tor Browser: undo after SAVECONF takes out our line only",
                "status %d %s\nsaved:\n%s\nafter:\n%s" % (r.returncode, r.stderr, saved, after))
+
+
+def start_private_bus(directory):
+    """A dbus-daemon of our own (stopped by PID with the network); returns
+    its address."""
+    proc = tn.spawn(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+                    cwd=directory, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL)
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    if not ready:
+        raise tn.TorNetworkError("dbus-daemon printed no address in 30 s")
+    address = proc.stdout.readline().decode().strip()
+    if not address:
+        raise tn.TorNetworkError("dbus-daemon exited without an address")
+    return address
 
 
 def check_mode(tap, name, client, bargs):
