@@ -274,6 +274,7 @@ test_tor_browser_dialog (void)
                                               GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
   g_assert_cmpint (g_mkdir_with_parents (apparmor, 0700), ==, 0);
   g_assert_true (g_file_set_contents (profile, "# torbrowser-launcher's\n", -1, NULL));
+  g_assert_true (g_str_has_suffix (flatpak_root, "/tor-browser"));
   dialog = TWP_TOR_BROWSER_DIALOG (twp_tor_browser_dialog_new_full (NULL, home, NULL, apparmor));
   g_assert_cmpuint (twp_tor_browser_dialog_get_n_installs (dialog), ==, 2);
   gtk_test_accessible_assert_property (twp_tor_browser_dialog_get_button (dialog, 0),
