@@ -2,7 +2,8 @@
 """Every torrc snippet the project shows, extracted from where users read
 it, and rewritten to run on the private network of test-tor-network.py.
 
-Sources: README.md's code blocks, the man page's .nf blocks, `--help`, and
+Sources: README.md's code blocks, the man pages' .nf blocks and bold
+plugin lines, `--help`, and
 the status app's lines (tests/twp-print-torrc, built from the same C as
 the app). A snippet is "client" when it has a ClientTransportPlugin line,
 "server" with a ServerTransportPlugin line, "tor-browser" when its plugin
@@ -114,6 +115,10 @@ def from_man(path):
             if para and any(PLUGIN_RE.match(l.strip()) for l in para):
                 snippets.append(Snippet("%s:.nf block" % os.path.basename(path), para))
             para = []
+    # A line shown inline in bold.
+    for line in text.splitlines():
+        if line.startswith(".B ") and PLUGIN_RE.match(line[3:].replace("\\-", "-")):
+            snippets.append(Snippet("%s:.B line" % os.path.basename(path), [line[3:].replace("\\-", "-")]))
     return snippets
 
 
@@ -146,6 +151,7 @@ def collect(srcdir, binary, print_torrc):
     """Every snippet, in a stable order."""
     snippets = from_readme(os.path.join(srcdir, "README.md"))
     snippets += from_man(os.path.join(srcdir, "data", "tor-websocket-proxy.1"))
+    snippets += from_man(os.path.join(srcdir, "data", "tor-websocket-status.1"))
     snippets += from_help(binary)
     snippets += from_app(print_torrc)
     return snippets
