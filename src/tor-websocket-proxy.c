@@ -844,6 +844,7 @@ main (int    argc,
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_description (context,
     "Run by tor:\n"
+    "  UseBridges 1\n"
     "  ClientTransportPlugin websocket exec /usr/libexec/tor-websocket-proxy --client --managed\n"
     "  Bridge websocket 192.0.2.3:443 url=wss://bridge.example.net/path\n"
     "  ServerTransportPlugin websocket exec /usr/libexec/tor-websocket-proxy --server --managed\n"

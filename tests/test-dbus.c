@@ -1719,6 +1719,286 @@ test_runtime_dir_bus (void)
   g_rmdir (runtime);
 }
 
+/* ---- a bus that refuses us or goes away -------------------------------- */
+
+/* A private session bus whose policy denies our names, as an AppArmor
+ * profile without our dbus rules or a strict bus policy would. */
+static const char refusing_config[] =
+  "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+  " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+  "<busconfig>\n"
+  "  <type>session</type>\n"
+  "  <listen>unix:tmpdir=%s</listen>\n"
+  "  <auth>EXTERNAL</auth>\n"
+  "  <policy context=\"default\">\n"
+  "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
+  "    <allow eavesdrop=\"true\"/>\n"
+  "    <allow own=\"*\"/>\n"
+  "    %s\n"
+  "  </policy>\n"
+  "</busconfig>\n";
+
+typedef struct {
+  GSubprocess *daemon;
+  char *address;
+  char *dir;
+} PrivateBus;
+
+static void
+private_bus_start (PrivateBus *pb,
+                   gboolean    deny_our_names)
+{
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *config = NULL;
+  g_autofree char *config_path = NULL;
+  g_autofree char *config_arg = NULL;
+
+  pb->dir = g_dir_make_tmp ("twp-dbus-private-XXXXXX", NULL);
+  config = g_strdup_printf (refusing_config, pb->dir,
+                            deny_our_names ? "<deny own_prefix=\"io.github.TorWebSocketProxy1\"/>" : "");
+  config_path = g_build_filename (pb->dir, "bus.conf", NULL);
+  g_file_set_contents (config_path, config, -1, &error);
+  g_assert_no_error (error);
+  config_arg = g_strdup_printf ("--config-file=%s", config_path);
+  pb->daemon = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", config_arg, "--nofork",
+                                            "--print-address=1", NULL);
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (pb->daemon));
+  pb->address = g_data_input_stream_read_line (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (pb->address);
+  g_remove (config_path);
+}
+
+static void
+private_bus_stop (PrivateBus *pb)
+{
+  if (pb->daemon != NULL)
+    {
+      g_subprocess_send_signal (pb->daemon, SIGTERM);
+      g_subprocess_wait (pb->daemon, NULL, NULL);
+      g_clear_object (&pb->daemon);
+    }
+  g_clear_pointer (&pb->address, g_free);
+  g_rmdir (pb->dir);
+  g_clear_pointer (&pb->dir, g_free);
+}
+
+typedef struct {
+  char *line;
+  gboolean done;
+} LineRead;
+
+static void
+line_read_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  LineRead *read = user_data;
+
+  read->line = g_data_input_stream_read_line_finish (G_DATA_INPUT_STREAM (source), result, NULL, NULL);
+  read->done = TRUE;
+}
+
+/* The next stdout line, or NULL at EOF; fails the test past the deadline. */
+static char *
+read_line_before (GDataInputStream *out,
+                  gint64            deadline)
+{
+  LineRead read = { NULL, FALSE };
+
+  g_data_input_stream_read_line_async (out, G_PRIORITY_DEFAULT, NULL, line_read_cb, &read);
+  while (!read.done)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("no line from the transport before the deadline");
+      g_main_context_iteration (NULL, TRUE);
+    }
+  return read.line;
+}
+
+static gint request_name_calls;
+
+static GDBusMessage *
+count_request_name_cb (GDBusConnection *connection,
+                       GDBusMessage    *message,
+                       gboolean         incoming,
+                       gpointer         user_data)
+{
+  if (!incoming || g_dbus_message_get_message_type (message) != G_DBUS_MESSAGE_TYPE_METHOD_CALL)
+    return message;
+  if (g_strcmp0 (g_dbus_message_get_member (message), "RequestName") == 0)
+    g_atomic_int_inc (&request_name_calls);
+  /* Observed, not addressed to us: GDBus must not answer it, or the bus
+   * closes the monitor. */
+  g_object_unref (message);
+  return NULL;
+}
+
+/* A managed client (as tor runs it) on @address. Waits for CMETHODS DONE;
+ * returns the SOCKS port. */
+static guint16
+managed_start (const char        *address,
+               const char        *log_level,
+               GSubprocess      **process,
+               GDataInputStream **out,
+               char             **state_dir)
+{
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *level = g_strdup_printf ("--log-level=%s", log_level);
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  guint16 port = 0;
+
+  *state_dir = g_dir_make_tmp ("twp-dbus-state-XXXXXX", NULL);
+  g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS", address, TRUE);
+  g_subprocess_launcher_setenv (launcher, "TOR_PT_MANAGED_TRANSPORT_VER", "1", TRUE);
+  g_subprocess_launcher_setenv (launcher, "TOR_PT_CLIENT_TRANSPORTS", "websocket", TRUE);
+  g_subprocess_launcher_setenv (launcher, "TOR_PT_STATE_LOCATION", *state_dir, TRUE);
+  g_subprocess_launcher_setenv (launcher, "TOR_PT_EXIT_ON_STDIN_CLOSE", "0", TRUE);
+  *process = g_subprocess_launcher_spawn (launcher, &error, g_getenv ("TWP_BINARY"), "--client", "--managed",
+                                          level, NULL);
+  g_assert_no_error (error);
+  *out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (*process));
+  while (TRUE)
+    {
+      g_autofree char *line = read_line_before (*out, deadline);
+
+      g_assert_nonnull (line);
+      if (g_str_has_prefix (line, "CMETHOD websocket socks5 127.0.0.1:"))
+        port = (guint16) g_ascii_strtoull (strrchr (line, ':') + 1, NULL, 10);
+      if (g_strcmp0 (line, "CMETHODS DONE") == 0)
+        break;
+    }
+  g_assert_cmpuint (port, >, 0);
+  return port;
+}
+
+/* Reads stdout until a line containing @needle; returns how many lines
+ * containing "D-Bus status unavailable" it read on the way. */
+static guint
+read_until (GDataInputStream *out,
+            const char       *needle)
+{
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  guint unavailable = 0;
+
+  while (TRUE)
+    {
+      g_autofree char *line = read_line_before (out, deadline);
+
+      if (line == NULL)
+        {
+          g_assert_null (needle);
+          return unavailable;
+        }
+      g_assert_true (g_str_has_prefix (line, "LOG ") || g_str_has_prefix (line, "STATUS "));
+      if (strstr (line, "D-Bus status unavailable") != NULL)
+        unavailable++;
+      if (needle != NULL && strstr (line, needle) != NULL)
+        return unavailable;
+    }
+}
+
+static void
+managed_stop (GSubprocess      *process,
+              GDataInputStream *out,
+              char             *state_dir,
+              guint            *unavailable)
+{
+  g_autofree char *command = g_strdup_printf ("rm -rf '%s'", state_dir);
+
+  g_subprocess_send_signal (process, SIGTERM);
+  /* Everything up to EOF: the refusal must not be repeated. */
+  *unavailable += read_until (out, NULL);
+  g_subprocess_wait (process, NULL, NULL);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+  g_assert_true (g_spawn_command_line_sync (command, NULL, NULL, NULL, NULL));
+}
+
+static void
+test_bus_refuses_name (void)
+{
+  PrivateBus pb = { NULL, };
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GDBusConnection) monitor = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *state_dir = NULL;
+  g_autofree char *url = g_strdup_printf ("url=ws://127.0.0.1:%u/ws", peers.port);
+  guint unavailable;
+  guint16 port;
+
+  private_bus_start (&pb, TRUE);
+  /* Counts every RequestName the bus receives: no retry loop. */
+  monitor = g_dbus_connection_new_for_address_sync (pb.address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                    G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                    NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_dbus_connection_add_filter (monitor, count_request_name_cb, NULL, NULL);
+  reply = g_dbus_connection_call_sync (monitor, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus.Monitoring", "BecomeMonitor",
+                                       g_variant_new_parsed ("([\"type='method_call',member='RequestName'\"], @u 0)"),
+                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  g_atomic_int_set (&request_name_calls, 0);
+
+  port = managed_start (pb.address, "notice", &process, &out, &state_dir);
+  /* Said once, at notice level (tor's default log shows it), with why. */
+  unavailable = read_until (out, "D-Bus status unavailable");
+  g_assert_cmpuint (unavailable, ==, 1);
+  {
+    g_autoptr(GSocket) socket = socks_open (port, url);
+
+    assert_echo (socket, 4000);
+  }
+  /* A second tunnel after the refusal: still carried. */
+  {
+    g_autoptr(GSocket) socket = socks_open (port, url);
+
+    assert_echo (socket, 1000);
+  }
+  managed_stop (process, out, state_dir, &unavailable);
+  g_assert_cmpuint (unavailable, ==, 1);
+  g_assert_cmpint (g_atomic_int_get (&request_name_calls), ==, 1);
+  g_dbus_connection_close_sync (monitor, NULL, NULL);
+  private_bus_stop (&pb);
+}
+
+static void
+test_bus_goes_away_logged (void)
+{
+  PrivateBus pb = { NULL, };
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autofree char *state_dir = NULL;
+  g_autofree char *url = g_strdup_printf ("url=ws://127.0.0.1:%u/ws", peers.port);
+  guint unavailable;
+  guint16 port;
+
+  private_bus_start (&pb, FALSE);
+  port = managed_start (pb.address, "info", &process, &out, &state_dir);
+  unavailable = read_until (out, "published on the session bus as");
+  g_assert_cmpuint (unavailable, ==, 0);
+  g_subprocess_send_signal (pb.daemon, SIGTERM);
+  g_subprocess_wait (pb.daemon, NULL, NULL);
+  g_clear_object (&pb.daemon);
+  unavailable = read_until (out, "D-Bus status unavailable: the session bus connection closed");
+  g_assert_cmpuint (unavailable, ==, 1);
+  {
+    g_autoptr(GSocket) socket = socks_open (port, url);
+
+    assert_echo (socket, 4000);
+  }
+  managed_stop (process, out, state_dir, &unavailable);
+  g_assert_cmpuint (unavailable, ==, 1);
+  private_bus_stop (&pb);
+}
+
 /* LeakSanitizer checks the transports this test runs (each must exit 0),
  * not the test itself: libsoup 3.2 keeps server-side WebSocket connections
  * (and their sockets) alive on close timers past the end of the test. */
@@ -1836,6 +2116,8 @@ main (int    argc,
   g_test_add_func ("/dbus/no-bus", test_no_bus);
   g_test_add_func ("/dbus/runtime-dir-bus", test_runtime_dir_bus);
   g_test_add_func ("/dbus/server-counters", test_server_counters);
+  g_test_add_func ("/dbus/bus-refuses-name", test_bus_refuses_name);
+  g_test_add_func ("/dbus/bus-goes-away-logged", test_bus_goes_away_logged);
   status = g_test_run ();
 
   peers_stop ();

@@ -217,8 +217,9 @@ connection_closed_cb (GDBusConnection *connection,
 {
   TwpDBusService *self = user_data;
 
-  /* The bus went away: the transport goes on serving tor, unobserved. */
-  twp_log_user (TWP_LOG_INFO, "the session bus connection closed; no longer published on D-Bus");
+  /* The bus went away: the transport goes on serving tor, unobserved,
+   * and never reconnects (a bus that keeps failing must cost nothing). */
+  twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: the session bus connection closed");
   unpublish (self);
 }
 
@@ -233,7 +234,7 @@ name_lost_cb (GDBusConnection *connection,
 {
   TwpDBusService *self = user_data;
 
-  twp_log_user (TWP_LOG_INFO, "lost the session bus name %s; no longer published on D-Bus", self->name);
+  twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: lost the session bus name %s", self->name);
   unpublish (self);
 }
 
@@ -257,7 +258,12 @@ request_name_cb (GObject      *source,
     return;
   if (reply == NULL)
     {
-      twp_log_user (TWP_LOG_INFO, "cannot own a session bus name; not published on D-Bus: %s", error->message);
+      /* Refused by the bus's policy or AppArmor (AccessDenied): said
+       * once at notice level, where tor's default log shows it, and
+       * never asked again. */
+      twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: the session bus refused the name %s "
+                    "(bus policy or AppArmor); the transport works without it: %s",
+                    self->name, error->message);
       unpublish (self);
       return;
     }
@@ -281,7 +287,7 @@ request_name_cb (GObject      *source,
       own_next_name (self);
       return;
     }
-  twp_log_user (TWP_LOG_INFO, "every session bus name for this process is taken; not published on D-Bus");
+  twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: every session bus name for this process is taken");
   unpublish (self);
 }
 
@@ -314,8 +320,8 @@ connection_ready_cb (GObject      *source,
   if (connection == NULL)
     {
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        twp_log_user (TWP_LOG_INFO, "cannot connect to the session bus; not published on D-Bus: %s",
-                      error->message);
+        twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: cannot connect to the session bus "
+                      "(bus policy or AppArmor?): %s", error->message);
       return;
     }
   if (self->stopped)
