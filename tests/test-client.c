@@ -1793,6 +1793,112 @@ test_frames_close_then_garbage (void)
   test_client_stop (client);
 }
 
+/* ---- 5b. the proposal's reference server ------------------------------ */
+
+typedef struct {
+  gboolean expect_base64;
+  guint64 echoed;          /* payload bytes sent back */
+  guint n_messages;
+  gboolean closed;         /* a close frame arrived and was answered */
+  char *error;             /* first thing that went wrong, or NULL */
+} GoEcho;
+
+/* Its websocket-server relays to tor; here every message goes back as it
+ * came (the same frame type, unmasked), so the tunnel must carry it
+ * byte-exact both ways. */
+static void
+go_echo_script_cb (GSocket  *socket,
+                   gboolean  base64,
+                   gpointer  user_data)
+{
+  GoEcho *echo = user_data;
+
+  if (base64 != echo->expect_base64)
+    {
+      echo->error = g_strdup_printf ("base64 negotiated: %d", base64);
+      return;
+    }
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TwpTestClientFrame) frame = twp_test_client_read_frame (socket, &error);
+      g_autoptr(GBytes) reply = NULL;
+
+      if (frame == NULL)
+        {
+          echo->error = g_strdup_printf ("reading a frame: %s", error->message);
+          return;
+        }
+      if (!frame->masked || !frame->fin)
+        {
+          echo->error = g_strdup_printf ("frame %02x: masked %d fin %d", frame->first_byte, frame->masked, frame->fin);
+          return;
+        }
+      if (frame->opcode == 0x8)
+        {
+          g_autoptr(GBytes) close = twp_test_client_build_close (1000);
+
+          echo->closed = twp_test_client_send_all (socket, g_bytes_get_data (close, NULL),
+                                                   g_bytes_get_size (close), NULL);
+          return;
+        }
+      if (frame->opcode != (base64 ? 0x1 : 0x2))
+        {
+          echo->error = g_strdup_printf ("opcode %x in %s mode", frame->opcode, base64 ? "base64" : "binary");
+          return;
+        }
+      reply = twp_test_client_build_frame (frame->first_byte, NULL, g_bytes_get_data (frame->payload, NULL),
+                                           g_bytes_get_size (frame->payload), FALSE);
+      if (!twp_test_client_send_all (socket, g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), &error))
+        {
+          echo->error = g_strdup_printf ("echoing: %s", error->message);
+          return;
+        }
+      echo->n_messages++;
+      echo->echoed += g_bytes_get_size (frame->payload);
+    }
+}
+
+/* Issue 11 item 1: the Go websocket-server answers "HTTP/1.0 101" with Go's
+ * header case and order; our client used to refuse it, so tor could not
+ * bootstrap through such a bridge. */
+static void
+test_reference_go_server (gconstpointer data)
+{
+  gboolean base64 = GPOINTER_TO_INT (data);
+  TestClient *client = test_client_start (NULL);
+  GoEcho echo = { .expect_base64 = base64 };
+  TwpTestClientPeer *peer = twp_test_client_peer_new_go_reference (go_echo_script_cb, &echo);
+  g_autofree char *args = NULL;
+  g_autofree char *protocol = NULL;
+  g_autoptr(GSocket) tunnel = NULL;
+
+  /* Its server serves the WebSocket at "/" only. */
+  args = g_strdup_printf ("url=ws://127.0.0.1:%u/%s", twp_test_client_peer_get_port (peer),
+                          base64 ? ";mode=base64" : "");
+  tunnel = socks_open_ok (client->port, args);
+  /* 1 MiB each way, checked by SHA-256, in messages of up to 16 KiB. */
+  assert_echo (tunnel, 1024 * 1024);
+  g_socket_close (tunnel, NULL);
+  ASSERT_WAIT (twp_test_client_peer_is_done (peer), 25);
+
+  g_assert_no_error (twp_test_client_peer_get_error (peer));
+  g_assert_cmpstr (echo.error, ==, NULL);
+  g_assert_true (echo.closed);
+  g_assert_cmpuint (echo.n_messages, >=, 64);
+  /* base64 carries 4 bytes for every 3 */
+  if (base64)
+    g_assert_cmpuint (echo.echoed, >=, 1024 * 1024 / 3 * 4);
+  else
+    g_assert_cmpuint (echo.echoed, ==, 1024 * 1024);
+  protocol = twp_test_client_header_value (twp_test_client_peer_get_request (peer), "Sec-WebSocket-Protocol");
+  g_assert_cmpstr (protocol, ==, base64 ? "base64" : NULL);
+  assert_stdout_protocol (client);
+
+  twp_test_client_peer_free (peer);
+  test_client_stop (client);
+}
+
 /* ---- 6. backpressure --------------------------------------------------- */
 
 static guint64
@@ -2184,6 +2290,8 @@ main (int    argc,
   g_test_add_func ("/client/frames/protocol-errors", test_frames_protocol_errors);
   g_test_add_func ("/client/frames/base64-unconfirmed", test_frames_base64_unconfirmed);
   g_test_add_func ("/client/frames/close-then-garbage", test_frames_close_then_garbage);
+  g_test_add_data_func ("/client/reference/go-server-binary", GINT_TO_POINTER (FALSE), test_reference_go_server);
+  g_test_add_data_func ("/client/reference/go-server-base64", GINT_TO_POINTER (TRUE), test_reference_go_server);
   g_test_add_func ("/client/backpressure/stalled-reader", test_backpressure_stalled_reader);
   g_test_add_data_func ("/client/shutdown/stdin-eof", GINT_TO_POINTER (0), test_shutdown);
   g_test_add_data_func ("/client/shutdown/sigterm", GINT_TO_POINTER (1), test_shutdown);
