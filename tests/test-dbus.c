@@ -1543,6 +1543,105 @@ test_events (void)
   proc_stop (proc);
 }
 
+/* ---- text from outside is valid UTF-8 ---------------------------------- */
+
+static gboolean
+find_event (GPtrArray  *signals,
+            const char *needle)
+{
+  for (guint i = 0; i < signals->len; i++)
+    {
+      Signal *signal = g_ptr_array_index (signals, i);
+
+      if (g_str_equal (signal->member, TRANSPORT_IFACE ".Event") && strstr (signal->params, needle) != NULL)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Issue 11 item 4: a SOCKS username with invalid UTF-8 used to reach the
+ * Event signal as it was (a critical, fatal with G_DEBUG=fatal-criticals),
+ * turned GetDiagnostics into "[Invalid UTF-8]" and emptied
+ * LastFailureDetails. Now every byte that is no UTF-8 is escaped as \xNN
+ * where outside text enters the transport's state. */
+static void
+test_invalid_utf8 (void)
+{
+  static const char username[] = "\xff\xfe=\xc0\xaf";
+  static const char escaped[] = "unknown bridge argument \"\\xff\\xfe\"";
+  g_autoptr(GPtrArray) signals = g_ptr_array_new_with_free_func ((GDestroyNotify) signal_free);
+  guint id = record_signals (signals);
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+  g_autoptr(GVariant) events = NULL;
+  g_autoptr(GVariant) list = NULL;
+  g_autofree char *details = NULL;
+  gint64 deadline;
+  Proc *proc;
+  guint8 code;
+
+  g_subprocess_launcher_setenv (launcher, "G_DEBUG", "gc-friendly,fatal-warnings,fatal-criticals", TRUE);
+  proc = proc_start_full (launcher, (const char *[]) { "--client", NULL }, TRUE);
+
+  /* Refused at authentication, as every bad argument (C10). */
+  g_assert_null (socks_connect (proc->port, username, &code));
+  g_assert_cmpuint (code, ==, 0xff);
+
+  /* The Event signal arrives, escaped (g_variant_print doubles the
+   * backslash once more). */
+  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  while (!find_event (signals, "unknown bridge argument") && g_get_monotonic_time () < deadline)
+    {
+      spin ();
+      g_usleep (10 * 1000);
+    }
+  g_assert_true (find_event (signals, "unknown bridge argument \"\\\\xff\\\\xfe\""));
+
+  events = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetRecentEvents", NULL,
+                 G_VARIANT_TYPE ("(a(xus))"));
+  list = g_variant_get_child_value (events, 0);
+  {
+    gboolean found = FALSE;
+
+    for (gsize i = 0; i < g_variant_n_children (list); i++)
+      {
+        const char *message;
+
+        g_variant_get_child (list, i, "(xu&s)", NULL, NULL, &message);
+        g_assert_true (g_utf8_validate (message, -1, NULL));
+        found = found || strstr (message, escaped) != NULL;
+      }
+    g_assert_true (found);
+  }
+
+  /* The failure is reported with its details. */
+  g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "LastFailureReason"), ==, 10);
+  details = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "LastFailureDetails");
+  g_assert_nonnull (strstr (details, escaped));
+
+  for (int unredacted = 0; unredacted <= 1; unredacted++)
+    {
+      g_autoptr(GVariant) reply = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetDiagnostics",
+                                        g_variant_new ("(b)", unredacted), G_VARIANT_TYPE ("(s)"));
+      const char *text;
+
+      g_variant_get (reply, "(&s)", &text);
+      g_assert_true (g_utf8_validate (text, -1, NULL));
+      g_assert_null (strstr (text, "[Invalid UTF-8]"));
+      g_assert_nonnull (strstr (text, "last failure reason: bad-arguments"));
+      g_assert_nonnull (strstr (text, escaped));
+    }
+
+  /* Still serving, and it exits cleanly: no critical aborted it. */
+  {
+    g_autofree char *args = g_strdup_printf ("url=ws://127.0.0.1:%u/ws", peers.port);
+    g_autoptr(GSocket) socket = socks_open (proc->port, args);
+
+    assert_echo (socket, 100);
+  }
+  g_dbus_connection_signal_unsubscribe (bus, id);
+  proc_stop (proc);
+}
+
 /* ---- the stored frame mode --------------------------------------------- */
 
 static void
@@ -1758,6 +1857,7 @@ main (int    argc,
   g_test_add_func ("/dbus/failures", test_failures);
   g_test_add_func ("/dbus/frame-mode", test_frame_mode);
   g_test_add_func ("/dbus/events", test_events);
+  g_test_add_func ("/dbus/invalid-utf8", test_invalid_utf8);
   g_test_add_func ("/dbus/privacy", test_privacy);
   g_test_add_func ("/dbus/privacy-unsafe-logging", test_privacy_unsafe_logging);
   g_test_add_func ("/dbus/stored-mode", test_stored_mode);

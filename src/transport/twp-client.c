@@ -297,7 +297,8 @@ set_last_failure (TwpClient        *self,
   self->last_failure_time = g_get_real_time () / G_USEC_PER_SEC;
   self->last_failure_reason = reason;
   g_free (self->last_failure_details);
-  self->last_failure_details = g_strdup (details);
+  /* Details quote bridge arguments, which any local process can send. */
+  self->last_failure_details = twp_log_make_valid (details, -1);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_FAILURE_TIME]);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_FAILURE_REASON]);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_FAILURE_DETAILS]);
@@ -823,6 +824,7 @@ twp_client_test_bridge_finish (TwpClient     *self,
                                TwpDialPhase  *failed_phase,
                                GError       **error)
 {
+  g_autoptr(GError) local_error = NULL;
   TestData *data;
 
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
@@ -831,5 +833,12 @@ twp_client_test_bridge_finish (TwpClient     *self,
   data = g_task_get_task_data (G_TASK (result));
   if (failed_phase != NULL)
     *failed_phase = twp_dial_get_phase (data->dial);
-  return g_task_propagate_boolean (G_TASK (result), error);
+  if (!g_task_propagate_boolean (G_TASK (result), &local_error))
+    {
+      /* The text goes to a D-Bus reply: valid UTF-8 only. */
+      twp_log_error_make_valid (local_error);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  return TRUE;
 }
