@@ -126,15 +126,10 @@ read_counters (TwpDBusTransportImpl *self,
     }
   else
     {
-      GListModel *bridges = twp_client_get_bridges (self->client);
-
-      for (guint i = 0; i < g_list_model_get_n_items (bridges); i++)
-        {
-          g_autoptr(TwpBridge) bridge = g_list_model_get_item (bridges, i);
-
-          *sent += twp_bridge_get_bytes_sent (bridge);
-          *received += twp_bridge_get_bytes_received (bridge);
-        }
+      /* The client's own totals: forgotten bridges still count, and no
+       * walk over the bridges on each state change. */
+      *sent = twp_client_get_bytes_sent (self->client);
+      *received = twp_client_get_bytes_received (self->client);
     }
 }
 
