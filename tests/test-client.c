@@ -2132,9 +2132,10 @@ test_bridges_bounded (void)
                   " KiB after 10,000; 500 requests took %.0f ms at first, %.0f ms at the end",
                   rss_full, rss_end, first_us / 1000.0, last_us / 1000.0);
   g_assert_cmpuint (rss_full, >, 0);
-  /* Unbounded, 9,500 more bridges cost tens of MiB; bounded, allocator
-   * noise only. Per-request time is printed, never asserted. */
-  g_assert_cmpuint (rss_end, <, rss_full + 4096);
+  /* Unbounded, 9,500 more bridges cost over 100 MiB; bounded, allocator
+   * noise only (a little more under ASan: shadow memory and allocator
+   * caches). Per-request time is printed, never asserted. */
+  g_assert_cmpuint (rss_end, <, rss_full + (TWP_TEST_SANITIZED ? 8192 : 4096));
 
   /* The transport still serves a real bridge. Started only now: its
    * listener's accept gives up after the I/O timeout. */
@@ -2168,7 +2169,7 @@ test_bridges_all_busy (void)
   TestClient *client = test_client_start (env);
   WsServer *ws = ws_server_new (WS_ECHO);
   GSocket *tunnels[5] = { NULL };
-  g_autofree char *args[6] = { NULL };
+  char *args[6] = { NULL };
   g_autoptr(GSocket) again = NULL;
   gint64 deadline;
   int auth_status;
@@ -2212,6 +2213,8 @@ test_bridges_all_busy (void)
 
   for (guint i = 0; i < G_N_ELEMENTS (tunnels); i++)
     g_clear_object (&tunnels[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (args); i++)
+    g_free (args[i]);
   g_clear_object (&again);
   assert_stdout_protocol (client);
   test_client_stop (client);
