@@ -1543,6 +1543,255 @@ test_events (void)
   proc_stop (proc);
 }
 
+/* ---- text from outside is valid UTF-8 ---------------------------------- */
+
+static gboolean
+find_event (GPtrArray  *signals,
+            const char *needle)
+{
+  for (guint i = 0; i < signals->len; i++)
+    {
+      Signal *signal = g_ptr_array_index (signals, i);
+
+      if (g_str_equal (signal->member, TRANSPORT_IFACE ".Event") && strstr (signal->params, needle) != NULL)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Issue 11 item 4: a SOCKS username with invalid UTF-8 used to reach the
+ * Event signal as it was (a critical, fatal with G_DEBUG=fatal-criticals),
+ * turned GetDiagnostics into "[Invalid UTF-8]" and emptied
+ * LastFailureDetails. Now every byte that is no UTF-8 is escaped as \xNN
+ * where outside text enters the transport's state. */
+static void
+test_invalid_utf8 (void)
+{
+  static const char username[] = "\xff\xfe=\xc0\xaf";
+  static const char escaped[] = "unknown bridge argument \"\\xff\\xfe\"";
+  g_autoptr(GPtrArray) signals = g_ptr_array_new_with_free_func ((GDestroyNotify) signal_free);
+  guint id = record_signals (signals);
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+  g_autoptr(GVariant) events = NULL;
+  g_autoptr(GVariant) list = NULL;
+  g_autofree char *details = NULL;
+  gint64 deadline;
+  Proc *proc;
+  guint8 code;
+
+  g_subprocess_launcher_setenv (launcher, "G_DEBUG", "gc-friendly,fatal-warnings,fatal-criticals", TRUE);
+  proc = proc_start_full (launcher, (const char *[]) { "--client", NULL }, TRUE);
+
+  /* Refused at authentication, as every bad argument (C10). */
+  g_assert_null (socks_connect (proc->port, username, &code));
+  g_assert_cmpuint (code, ==, 0xff);
+
+  /* The Event signal arrives, escaped (g_variant_print doubles the
+   * backslash once more). */
+  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  while (!find_event (signals, "unknown bridge argument") && g_get_monotonic_time () < deadline)
+    {
+      spin ();
+      g_usleep (10 * 1000);
+    }
+  g_assert_true (find_event (signals, "unknown bridge argument \"\\\\xff\\\\xfe\""));
+
+  events = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetRecentEvents", NULL,
+                 G_VARIANT_TYPE ("(a(xus))"));
+  list = g_variant_get_child_value (events, 0);
+  {
+    gboolean found = FALSE;
+
+    for (gsize i = 0; i < g_variant_n_children (list); i++)
+      {
+        const char *message;
+
+        g_variant_get_child (list, i, "(xu&s)", NULL, NULL, &message);
+        g_assert_true (g_utf8_validate (message, -1, NULL));
+        found = found || strstr (message, escaped) != NULL;
+      }
+    g_assert_true (found);
+  }
+
+  /* The failure is reported with its details. */
+  g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "LastFailureReason"), ==, 10);
+  details = get_string (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "LastFailureDetails");
+  g_assert_nonnull (strstr (details, escaped));
+
+  for (int unredacted = 0; unredacted <= 1; unredacted++)
+    {
+      g_autoptr(GVariant) reply = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetDiagnostics",
+                                        g_variant_new ("(b)", unredacted), G_VARIANT_TYPE ("(s)"));
+      const char *text;
+
+      g_variant_get (reply, "(&s)", &text);
+      g_assert_true (g_utf8_validate (text, -1, NULL));
+      g_assert_null (strstr (text, "[Invalid UTF-8]"));
+      g_assert_nonnull (strstr (text, "last failure reason: bad-arguments"));
+      g_assert_nonnull (strstr (text, escaped));
+    }
+
+  /* Still serving, and it exits cleanly: no critical aborted it. */
+  {
+    g_autofree char *args = g_strdup_printf ("url=ws://127.0.0.1:%u/ws", peers.port);
+    g_autoptr(GSocket) socket = socks_open (proc->port, args);
+
+    assert_echo (socket, 100);
+  }
+  g_dbus_connection_signal_unsubscribe (bus, id);
+  proc_stop (proc);
+}
+
+/* ---- the bridge table ---------------------------------------------------- */
+
+static guint
+count_signals (GPtrArray  *signals,
+               const char *member)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < signals->len; i++)
+    {
+      Signal *signal = g_ptr_array_index (signals, i);
+
+      if (g_str_equal (signal->member, member) && g_str_equal (signal->path, ROOT_PATH))
+        n++;
+    }
+  return n;
+}
+
+static guint
+count_bridges (const char *name)
+{
+  g_autoptr(GPtrArray) paths = list_bridges (name);
+
+  return paths->len;
+}
+
+static gboolean
+has_bridge (const char *name,
+            const char *url,
+            const char *path)
+{
+  g_autofree char *found = find_bridge (name, url);
+
+  return found != NULL && (path == NULL || g_str_equal (found, path));
+}
+
+static Proc *
+proc_start_with_env (const char * const *extra,
+                     const char * const *env)
+{
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+
+  for (guint i = 0; env[i] != NULL; i++)
+    {
+      g_autofree char *key = g_strndup (env[i], strcspn (env[i], "="));
+
+      g_subprocess_launcher_setenv (launcher, key, strchr (env[i], '=') + 1, TRUE);
+    }
+  return proc_start_full (launcher, extra, TRUE);
+}
+
+/* Issue 11 item 3: the bridge objects follow the bounded table; the ones
+ * it forgets leave the bus (InterfacesRemoved). */
+static void
+test_bridges_bounded (void)
+{
+  g_autoptr(GPtrArray) signals = g_ptr_array_new_with_free_func ((GDestroyNotify) signal_free);
+  guint id = record_signals (signals);
+  Proc *proc = proc_start_with_env ((const char *[]) { "--client", NULL },
+                                    (const char *[]) { "TWP_TEST_MAX_BRIDGES=8", NULL });
+  guint16 closed = closed_port ();
+  g_autoptr(GPtrArray) paths = NULL;
+  gint64 deadline;
+
+  for (guint i = 0; i < 40; i++)
+    {
+      g_autofree char *args = g_strdup_printf ("url=ws://127.0.0.1:%u/line-%u", closed, i);
+      guint8 code;
+
+      g_assert_null (socks_connect (proc->port, args, &code));
+      g_assert_cmpuint (code, ==, 5);
+    }
+  paths = list_bridges (proc->name);
+  g_assert_cmpuint (paths->len, ==, 8);
+  /* The newest eight stay: each new line pushed out the least recently
+   * used idle one. */
+  for (guint i = 32; i < 40; i++)
+    {
+      g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/line-%u", closed, i);
+      g_autofree char *path = find_bridge (proc->name, url);
+
+      g_assert_nonnull (path);
+    }
+  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  while (count_signals (signals, "org.freedesktop.DBus.ObjectManager.InterfacesRemoved") < 32 &&
+         g_get_monotonic_time () < deadline)
+    {
+      spin ();
+      g_usleep (10 * 1000);
+    }
+  g_assert_cmpuint (count_signals (signals, "org.freedesktop.DBus.ObjectManager.InterfacesAdded"),
+                    ==, 40);
+  g_assert_cmpuint (count_signals (signals, "org.freedesktop.DBus.ObjectManager.InterfacesRemoved"),
+                    ==, 32);
+
+  g_dbus_connection_signal_unsubscribe (bus, id);
+  proc_stop (proc);
+}
+
+/* A bridge no attempt or tunnel uses is forgotten after the idle time (10
+ * minutes; 1 s here), and the failure it was showing goes with it. */
+static void
+test_bridges_expire (void)
+{
+  Proc *proc = proc_start_with_env ((const char *[]) { "--client", NULL },
+                                    (const char *[]) { "TWP_TEST_BRIDGE_IDLE_MS=1000", NULL });
+  g_autofree char *failing_url = g_strdup_printf ("ws://127.0.0.1:%u/", closed_port ());
+  g_autofree char *failing_args = g_strdup_printf ("url=%s", failing_url);
+  g_autofree char *good_url = g_strdup_printf ("ws://127.0.0.1:%u/ws", peers.port);
+  g_autofree char *good_args = g_strdup_printf ("url=%s", good_url);
+  g_autofree char *failing_path = NULL;
+  g_autofree char *good_path = NULL;
+  g_autoptr(GSocket) tunnel = NULL;
+  gint64 deadline;
+  guint8 code;
+
+  tunnel = socks_open (proc->port, good_args);
+  g_assert_null (socks_connect (proc->port, failing_args, &code));
+  failing_path = find_bridge (proc->name, failing_url);
+  good_path = find_bridge (proc->name, good_url);
+  g_assert_nonnull (failing_path);
+  g_assert_nonnull (good_path);
+  g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 50);   /* degraded */
+
+  /* The failing bridge goes; the one carrying a tunnel stays, however
+   * long that takes. */
+  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  while (has_bridge (proc->name, failing_url, NULL) && g_get_monotonic_time () < deadline)
+    g_usleep (50 * 1000);
+  g_assert_false (has_bridge (proc->name, failing_url, NULL));
+  g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 40);   /* connected */
+  pause_ms (1500);
+  assert_echo (tunnel, 100);
+  g_assert_true (has_bridge (proc->name, good_url, good_path));
+
+  /* Once its tunnel ends, it is idle too and goes. */
+  g_clear_object (&tunnel);
+  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  while (count_bridges (proc->name) > 0 && g_get_monotonic_time () < deadline)
+    g_usleep (50 * 1000);
+  g_assert_cmpuint (count_bridges (proc->name), ==, 0);
+  g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 20);   /* ready */
+
+  /* Asked for again, it comes back, at the same path (a hash of the line). */
+  tunnel = socks_open (proc->port, good_args);
+  g_assert_true (has_bridge (proc->name, good_url, good_path));
+  g_clear_object (&tunnel);
+  proc_stop (proc);
+}
+
 /* ---- the stored frame mode --------------------------------------------- */
 
 static void
@@ -2110,6 +2359,9 @@ main (int    argc,
   g_test_add_func ("/dbus/failures", test_failures);
   g_test_add_func ("/dbus/frame-mode", test_frame_mode);
   g_test_add_func ("/dbus/events", test_events);
+  g_test_add_func ("/dbus/invalid-utf8", test_invalid_utf8);
+  g_test_add_func ("/dbus/bridges-bounded", test_bridges_bounded);
+  g_test_add_func ("/dbus/bridges-expire", test_bridges_expire);
   g_test_add_func ("/dbus/privacy", test_privacy);
   g_test_add_func ("/dbus/privacy-unsafe-logging", test_privacy_unsafe_logging);
   g_test_add_func ("/dbus/stored-mode", test_stored_mode);

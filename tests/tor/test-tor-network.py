@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Real tor, private network: our transport between a tor client and a bridge.
 
-Starts a private Tor network on 127.0.0.1 (tor_network.py), then three
+Starts a private Tor network on 127.0.0.1 (tor_network.py), then four
 bridge/client pairs that share it, each pair using our transport the way
 tor runs it (managed mode, ExtORPort auto on the bridge):
 
@@ -10,6 +10,10 @@ tor runs it (managed mode, ExtORPort auto on the bridge):
   base64   url=ws://127.0.0.1:<port>/ mode=base64
   wss      url=wss://localhost:<port>/, test CA made with openssl, bridge
            tls-cert=/tls-key= server transport options, client --ca-file
+  http10   url=ws://127.0.0.1:<front>/, where a front in this script
+           rewrites our server's 101 into the one the proposal's reference
+           server (the Go websocket-server) writes: HTTP/1.0, Go's header
+           case and order (issue 11 item 1)
 
 For each: the client bootstraps to 100%, fetches a random file from a local
 HTTP server through its SocksPort over a 3-hop circuit whose first hop is
@@ -39,7 +43,9 @@ import re
 import select
 import shutil
 import subprocess
+import socket
 import sys
+import threading
 import tempfile
 import time
 
@@ -54,9 +60,94 @@ RUNS = [
     ("binary", ["url=ws://127.0.0.1:{port}/"], [], False),
     ("base64", ["url=ws://127.0.0.1:{port}/", "mode=base64"], [], False),
     ("wss", ["url=wss://localhost:{port}/"], ["tls-cert={cert}", "tls-key={key}"], True),
+    ("http10", ["url=ws://127.0.0.1:{front}/"], [], False),
 ]
 CHECKS_PER_RUN = 6
 TOR_BROWSER_CHECKS = 6
+
+
+class GoFront:
+    """Answers each upgrade as the Go websocket-server does, then relays.
+
+    Forwards the client's request to our server, takes the accept value (and
+    the subprotocol, if any) from its answer and writes instead
+    "HTTP/1.0 101 Switching Protocols" with Go's http.Header.Write() form:
+    canonical case ("Sec-Websocket-Accept") and headers sorted by name.
+    Then copies bytes both ways until either side closes."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.rewritten = 0
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+
+    @staticmethod
+    def _read_head(sock):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise OSError("closed before the end of the HTTP head")
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        return head.decode("latin-1"), rest
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            up = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30)
+            request, rest = self._read_head(conn)
+            up.sendall(request.encode("latin-1") + b"\r\n\r\n" + rest)
+            answer, early = self._read_head(up)
+            lines = answer.split("\r\n")
+            if not lines[0].startswith("HTTP/1.1 101 "):
+                conn.sendall(answer.encode("latin-1") + b"\r\n\r\n" + early)
+            else:
+                fields = dict(line.split(":", 1) for line in lines[1:])
+                fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+                headers = {"Connection": "Upgrade", "Upgrade": "websocket",
+                           "Sec-Websocket-Accept": fields["sec-websocket-accept"]}
+                if "sec-websocket-protocol" in fields:
+                    headers["Sec-Websocket-Protocol"] = fields["sec-websocket-protocol"]
+                go = "HTTP/1.0 101 Switching Protocols\r\n" + "".join(
+                    "%s: %s\r\n" % (k, headers[k]) for k in sorted(headers)) + "\r\n"
+                conn.sendall(go.encode("latin-1") + early)
+                self.rewritten += 1
+            conn.settimeout(None)
+            up.settimeout(None)
+            t = threading.Thread(target=self._pipe, args=(up, conn), daemon=True)
+            t.start()
+            self._pipe(conn, up)
+            t.join()
+        except (OSError, KeyError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
 
 class Tap:
@@ -187,9 +278,13 @@ def run(tap, planned, net, blob, work, snips, distinct):
         except tn.TorNetworkError as e:
             ready[name] = e
     clients = {}
+    fronts = {}
     for name, bargs, tls, bridge in pairs:
         if isinstance(ready[name], str):
-            args = [a.format(port=bridge.ports["websocket"]) for a in bargs]
+            if any("{front}" in a for a in bargs):
+                fronts[name] = GoFront(bridge.ports["websocket"])
+            front_port = fronts[name].port if name in fronts else 0
+            args = [a.format(port=bridge.ports["websocket"], front=front_port) for a in bargs]
             clients[name] = net.add_client("client-" + name, bridge, args,
                                            ["--ca-file", ca] if tls else [],
                                            pt_debug_log=True)
@@ -230,7 +325,7 @@ def run(tap, planned, net, blob, work, snips, distinct):
                 tap.ok(False, "%s: not run (no bootstrap)" % name)
             continue
 
-        check_mode(tap, name, client, bargs)
+        check_mode(tap, name, client, bargs, fronts.get(name))
 
         target = "127.0.0.1:%d" % blob.port
         watcher = tn.StreamWatcher(client)
@@ -269,6 +364,8 @@ def run(tap, planned, net, blob, work, snips, distinct):
         tap.ok(False, "client snippet: not run (the snippet bridge did not start)")
     if tor_browser is not None:
         tor_browser.check(tap, snip_bridge)
+    for front in fronts.values():
+        front.close()
     net.stop()
     left = tn.leftover_processes()
     tap.ok(not left, "every tor and transport process stopped by PID", "still running: %s" % left)
@@ -519,14 +616,18 @@ def start_private_bus(directory):
     return address
 
 
-def check_mode(tap, name, client, bargs):
+def check_mode(tap, name, client, bargs, front=None):
     """The client transport opened its WebSocket in the mode the Bridge line
-    asked for (its own debug LOG line, as tor logged it)."""
+    asked for (its own debug LOG line, as tor logged it), and behind a
+    GoFront, every upgrade was answered the Go server's way."""
     want = "base64" if "mode=base64" in bargs else "binary"
     log = client.read_log("debug")
     modes = set(re.findall(r"WebSocket open \((\w+) frames\)", log))
-    tap.ok(modes == {want}, "%s: client transport opened its WebSockets in %s mode" % (name, want),
-           "modes logged: %s" % (sorted(modes) or "none"))
+    answered = "" if front is None else ", upgrades answered with HTTP/1.0 101 as the Go server does"
+    tap.ok(modes == {want} and (front is None or front.rewritten > 0),
+           "%s: client transport opened its WebSockets in %s mode%s" % (name, want, answered),
+           "modes logged: %s%s" % (sorted(modes) or "none",
+                                   "" if front is None else "; HTTP/1.0 answers: %d" % front.rewritten))
 
 
 if __name__ == "__main__":
