@@ -11,8 +11,12 @@ packages=(
   libglib2.0-dev libglib2.0-dev-bin libsoup-3.0-dev glib-networking libgnutls28-dev
   # tests
   openssl socat python3 xxd procps
+  # promtool checks the metrics exposition (suite integration)
+  prometheus
   # real tor network (suite tor)
   tor
+  # the AppArmor profile's parse check (suite data): apparmor_parser
+  apparmor
   # browser, reverse proxy, other WebSocket implementations
   chromium nginx
   # benchmarks

@@ -464,8 +464,6 @@ test_response_bad (void)
       "Sec-WebSocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
     { "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n"
       "Sec-WebSocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
-    { "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
     /* Subprotocol both ways */
     { "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\nSec-WebSocket-Protocol: base64\r\n\r\n",
@@ -503,6 +501,125 @@ test_response_bad (void)
   gsize i;
 
   for (i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      TwpWsClientResponse response = { 0 };
+
+      g_test_message ("case %" G_GSIZE_FORMAT, i);
+      g_assert_false (parse_response (cases[i].head, PROPOSAL_KEY_BINARY, cases[i].requested_base64,
+                                      &response, &error));
+      g_assert_error (error, TWP_WS_HANDSHAKE_ERROR, cases[i].code);
+      g_assert_false (response.base64);
+      twp_ws_client_response_clear (&response);
+    }
+}
+
+/* The Go websocket-server of the proposal's reference implementation
+ * answers with HTTP/1.0, Go's canonical header case and Go's sorted header
+ * order, and names the subprotocol only when asked. */
+#define GO_RESPONSE_BINARY \
+  "HTTP/1.0 101 Switching Protocols\r\n" \
+  "Connection: Upgrade\r\n" \
+  "Sec-Websocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n" \
+  "Upgrade: websocket\r\n" \
+  "\r\n"
+#define GO_RESPONSE_BASE64 \
+  "HTTP/1.0 101 Switching Protocols\r\n" \
+  "Connection: Upgrade\r\n" \
+  "Sec-Websocket-Accept: " PROPOSAL_ACCEPT_BASE64 "\r\n" \
+  "Sec-Websocket-Protocol: base64\r\n" \
+  "Upgrade: websocket\r\n" \
+  "\r\n"
+
+static void
+test_response_http10 (void)
+{
+  g_autoptr(GError) error = NULL;
+  TwpWsClientResponse response = { 0 };
+
+  g_assert_true (parse_response (GO_RESPONSE_BINARY, PROPOSAL_KEY_BINARY, FALSE, &response, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (response.status, ==, 101);
+  g_assert_false (response.base64);
+  twp_ws_client_response_clear (&response);
+
+  g_assert_true (parse_response (GO_RESPONSE_BASE64, PROPOSAL_KEY_BASE64, TRUE, &response, &error));
+  g_assert_no_error (error);
+  g_assert_true (response.base64);
+  twp_ws_client_response_clear (&response);
+
+  /* Asked for base64, not granted: binary, the caller decides. */
+  g_assert_true (parse_response (GO_RESPONSE_BINARY, PROPOSAL_KEY_BINARY, TRUE, &response, &error));
+  g_assert_no_error (error);
+  g_assert_false (response.base64);
+  twp_ws_client_response_clear (&response);
+
+  /* The proposal's own answer, only the version changed. */
+  g_assert_true (parse_response ("HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\nSec-WebSocket-Accept: " PROPOSAL_ACCEPT_BINARY
+                                 "\r\n\r\n", PROPOSAL_KEY_BINARY, FALSE, &response, &error));
+  g_assert_no_error (error);
+  twp_ws_client_response_clear (&response);
+}
+
+/* Only the version is lenient: an HTTP/1.0 answer gets every other check,
+ * and versions other than 1.0 and 1.1 stay refused. */
+static void
+test_response_http10_strict (void)
+{
+  const struct {
+    const char *head;
+    gboolean requested_base64;
+    int code;
+  } cases[] = {
+    /* Each header of the Go answer missing or wrong in turn */
+    { "HTTP/1.0 101 Switching Protocols\r\nSec-Websocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n"
+      "Upgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: close\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: h2c\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+      FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_ACCEPT },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BASE64 "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_ACCEPT },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nSec-Websocket-Protocol: base64\r\nUpgrade: websocket\r\n\r\n",
+      FALSE, TWP_WS_HANDSHAKE_ERROR_PROTOCOL },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nSec-Websocket-Extensions: permessage-deflate\r\nUpgrade: websocket\r\n\r\n",
+      FALSE, TWP_WS_HANDSHAKE_ERROR_EXTENSION },
+    /* Other statuses over HTTP/1.0 */
+    { "HTTP/1.0 200 OK\r\nConnection: Upgrade\r\nSec-Websocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n"
+      "Upgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_STATUS },
+    { "HTTP/1.0 302 Found\r\nLocation: ws://elsewhere.example/\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_STATUS },
+    { "HTTP/1.0 400 Bad Request\r\nConnection: close\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_STATUS },
+    /* Other versions and look-alikes libsoup itself would take */
+    { "HTTP/1.2 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/1.01 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/01.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/2 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/2.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/0.9 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "ICY 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "http/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/1.0\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    /* libsoup skips a line without a colon; the answer still lacks Upgrade */
+    { "HTTP/1.0 101\r\nConnection: Upgrade\r\nUpgrade websocket\r\n\r\n", FALSE,
+      TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_autoptr(GError) error = NULL;
       TwpWsClientResponse response = { 0 };
@@ -729,6 +846,85 @@ test_request_parse_malformed (void)
     }
 }
 
+/* Issue 11: what nginx refuses with 400 is refused here too (libsoup's
+ * parser alone accepted all of it and the upgrade got 101). */
+#define UPGRADE_HEADERS "Upgrade: websocket\r\nConnection: Upgrade\r\n" \
+  "Sec-WebSocket-Key: " PROPOSAL_KEY_BINARY "\r\nSec-WebSocket-Version: 13\r\n"
+
+static void
+test_request_parse_strict (void)
+{
+  const struct {
+    const char *head;
+    const char *rule;
+  } bad[] = {
+    { "GET / HTTP/1.1\r\nHost: a\r\nX-Evil\r\n" UPGRADE_HEADERS "\r\n", "header line without a colon" },
+    { "GET / HTTP/1.1\r\nHost: a\r\nX Evil: 1\r\n" UPGRADE_HEADERS "\r\n", "header name is not a token" },
+    { "GET / HTTP/1.1\r\nHost : a\r\n" UPGRADE_HEADERS "\r\n", "header name is not a token" },
+    { "GET / HTTP/1.1\r\nHost\t: a\r\n" UPGRADE_HEADERS "\r\n", "header name is not a token" },
+    { "GET / HTTP/1.1\r\nX(y): 1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "header name is not a token" },
+    { "GET / HTTP/1.1\r\n: a\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "empty header name" },
+    { "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  continued\r\n" UPGRADE_HEADERS "\r\n", "obs-fold continuation line" },
+    { "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\tcontinued\r\n" UPGRADE_HEADERS "\r\n", "obs-fold continuation line" },
+    { "GET / HTTP/1.1\r\n Host: a\r\n" UPGRADE_HEADERS "\r\n", "obs-fold continuation line" },
+    { "GET / HTTP/1.1\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "bare LF line end" },
+    { "GET / HTTP/1.1\r\nHost: a\n" UPGRADE_HEADERS "\r\n", "bare LF line end" },
+    { "GET / HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\n", "bare LF line end" },
+    { "GET / HTTP/1.1\nHost: a\nUpgrade: websocket\nConnection: Upgrade\n"
+      "Sec-WebSocket-Key: " PROPOSAL_KEY_BINARY "\nSec-WebSocket-Version: 13\n\n", "bare LF line end" },
+    { "GET / HTTP/1.1\r\nHost: a\rX-Smuggled: 1\r\n" UPGRADE_HEADERS "\r\n", "CR inside a line" },
+    { "GET / HTTP/1.1\r\nHost: a\x01\r\n" UPGRADE_HEADERS "\r\n", "control character in a header value" },
+    { "GET / HTTP/1.1\r\nHost: a\r\nX-A: \x1b[31mred\r\n" UPGRADE_HEADERS "\r\n", "control character in a header value" },
+    { "GET / HTTP/1.1\r\nHost: a\x7f\r\n" UPGRADE_HEADERS "\r\n", "control character in a header value" },
+    { "GET  / HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET / HTTP/1.1 \r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET\t/ HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { " GET / HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET / http/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET / HTTP/1.2\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET / HTTP/1.10\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "G(T / HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET /a\x7f HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET /\x01 HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+  };
+  const char *good[] = {
+    /* obs-text, tabs and empty values are allowed in a value. */
+    "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: caf\xc3\xa9\t1.0 \r\nX-Empty:\r\nX-Tab:\t\r\n" UPGRADE_HEADERS "\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\nX_Under.score~!#$%&'*+^`|: 1\r\n" UPGRADE_HEADERS "\r\n",
+    "GET http://a/ HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n",
+  };
+  gsize i;
+
+  for (i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_test_message ("bad case %" G_GSIZE_FORMAT ": %s", i, bad[i].rule);
+      g_assert_null (parse_request (bad[i].head, &error));
+      g_assert_error (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_MALFORMED);
+      g_assert_true (g_str_has_suffix (error->message, bad[i].rule));
+    }
+  for (i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TwpWsServerRequest) request = NULL;
+
+      g_test_message ("good case %" G_GSIZE_FORMAT, i);
+      request = parse_request (good[i], &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (request->kind, ==, TWP_WS_REQUEST_UPGRADE);
+    }
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(TwpWsServerRequest) request = parse_request ("OPTIONS * HTTP/1.0\r\n\r\n", &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpint (request->kind, ==, TWP_WS_REQUEST_PLAIN_HTTP);
+    g_assert_cmpstr (request->path, ==, "*");
+  }
+}
+
 static void
 test_request_parse_nul (void)
 {
@@ -852,7 +1048,28 @@ test_forwarded_for (void)
     { "X-Forwarded-For", "2001:DB8:0:0::1", "2001:db8::1" },
     { "X-Forwarded-For", "[2001:db8::1]:4711", "2001:db8::1" },
     { "X-Forwarded-For", "192.0.2.9:51234", "192.0.2.9" },
-    { "X-Forwarded-For", "::ffff:192.0.2.9", "::ffff:192.0.2.9" },
+    { "X-Forwarded-For", "::ffff:192.0.2.9", "192.0.2.9" },
+    { "X-Forwarded-For", "[::ffff:192.0.2.9]:80", "192.0.2.9" },
+    { "X-Forwarded-For", "127.0.0.1", "127.0.0.1" },
+    { "X-Forwarded-For", "::1", "::1" },
+    /* No client has these addresses (issue 11). */
+    { "X-Forwarded-For", "0.0.0.0", NULL },
+    { "X-Forwarded-For", "0.1.2.3", NULL },
+    { "X-Forwarded-For", "203.0.113.9, 0.0.0.0:80", NULL },
+    { "X-Forwarded-For", "::", NULL },
+    { "X-Forwarded-For", "[::]:443", NULL },
+    { "X-Forwarded-For", "255.255.255.255", NULL },
+    { "X-Forwarded-For", "240.0.0.1", NULL },
+    { "X-Forwarded-For", "224.0.0.1", NULL },
+    { "X-Forwarded-For", "239.255.255.250", NULL },
+    { "X-Forwarded-For", "ff02::1", NULL },
+    { "X-Forwarded-For", "ff0e::101", NULL },
+    { "X-Forwarded-For", "::ffff:0.0.0.0", NULL },
+    { "X-Forwarded-For", "::ffff:255.255.255.255", NULL },
+    { "X-Forwarded-For", "::ffff:224.0.0.251", NULL },
+    /* A client's unterminated quote swallows what the proxy appends. */
+    { "X-Forwarded-For", "\"x, 203.0.113.9", NULL },
+    { "X-Forwarded-For", "198.51.100.1, \", 203.0.113.9", NULL },
     { "X-Forwarded-For", "10.0.0.1, unknown", NULL },
     { "X-Forwarded-For", "10.0.0.1, proxy.example", NULL },
     { "X-Forwarded-For", "1.2.3", NULL },
@@ -885,6 +1102,13 @@ test_forwarded_for (void)
     { "Forwarded", "for=\"\\\"1.2.3.4\"", NULL },
     { "Forwarded", "by=203.0.113.43", NULL },
     { "Forwarded", "\"\"\"", NULL },
+    { "Forwarded", "for=\"x, for=203.0.113.9", NULL },
+    { "Forwarded", "for=0.0.0.0", NULL },
+    { "Forwarded", "for=\"[::]\"", NULL },
+    { "Forwarded", "for=\"[::ffff:0.0.0.0]:80\"", NULL },
+    { "Forwarded", "for=255.255.255.255", NULL },
+    { "Forwarded", "for=\"[ff02::1]:80\"", NULL },
+    { "Forwarded", "for=\"[::ffff:198.51.100.17]\"", "198.51.100.17" },
   };
   gsize i;
 
@@ -994,10 +1218,13 @@ main (int    argc,
   g_test_add_func ("/ws-handshake/client-response/location-private", test_response_location_private);
   g_test_add_func ("/ws-handshake/client-response/bad", test_response_bad);
   g_test_add_func ("/ws-handshake/client-response/nul", test_response_nul);
+  g_test_add_func ("/ws-handshake/client-response/http10", test_response_http10);
+  g_test_add_func ("/ws-handshake/client-response/http10-strict", test_response_http10_strict);
   g_test_add_func ("/ws-handshake/server-request/upgrade", test_request_parse_upgrade);
   g_test_add_func ("/ws-handshake/server-request/kinds", test_request_parse_kinds);
   g_test_add_func ("/ws-handshake/server-request/malformed", test_request_parse_malformed);
   g_test_add_func ("/ws-handshake/server-request/nul", test_request_parse_nul);
+  g_test_add_func ("/ws-handshake/server-request/strict", test_request_parse_strict);
   g_test_add_func ("/ws-handshake/http-response/error", test_response_error);
   g_test_add_func ("/ws-handshake/http-response/ok", test_response_ok_page);
   g_test_add_func ("/ws-handshake/forwarded-for/forms", test_forwarded_for);
