@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   # build
   gcc clang libclang-rt-14-dev meson ninja-build pkg-config
-  libglib2.0-dev libglib2.0-dev-bin libsoup-3.0-dev glib-networking
+  libglib2.0-dev libglib2.0-dev-bin libsoup-3.0-dev glib-networking libgnutls28-dev
   # tests
   openssl socat python3 xxd procps
   # promtool checks the metrics exposition (suite integration)

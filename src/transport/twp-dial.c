@@ -491,6 +491,36 @@ tls_handshake_cb (GObject      *source,
   start_upgrade (self);
 }
 
+/* The database is chosen at construction: g_tls_client_connection_new()
+ * would first load the default database into the connection's credentials
+ * (the whole system CA bundle, parsed per connection) only for a later
+ * set_database() to parse the chosen one again. With a pin the database
+ * cannot change the outcome (a pinned certificate is accepted by its pin
+ * alone, and only by it: see accept_certificate_cb and tls_handshake_cb),
+ * so none is loaded at all. */
+static GIOStream *
+tls_client_stream_new (TwpDial             *self,
+                       GIOStream           *base,
+                       GSocketConnectable  *identity,
+                       GError             **error)
+{
+  GTlsBackend *backend = g_tls_backend_get_default ();
+  g_autoptr(GTlsDatabase) database = NULL;
+
+  if (self->config->certificate_pin != NULL)
+    database = NULL;
+  else if (self->options.tls_database != NULL)
+    database = g_object_ref (self->options.tls_database);
+  else
+    database = g_tls_backend_get_default_database (backend);
+
+  return g_initable_new (g_tls_backend_get_client_connection_type (backend), NULL, error,
+                         "base-io-stream", base,
+                         "server-identity", identity,
+                         "database", database,
+                         NULL);
+}
+
 static void
 start_tls (TwpDial           *self,
            GSocketConnection *connection)
@@ -504,14 +534,12 @@ start_tls (TwpDial           *self,
 
   set_phase (self, TWP_DIAL_PHASE_TLS);
   identity = g_network_address_new (name, self->config->port);
-  tls = g_tls_client_connection_new (G_IO_STREAM (connection), identity, &error);
+  tls = tls_client_stream_new (self, G_IO_STREAM (connection), identity, &error);
   if (tls == NULL)
     {
       fail (self, g_steal_pointer (&error));
       return;
     }
-  if (self->options.tls_database != NULL)
-    g_tls_connection_set_database (G_TLS_CONNECTION (tls), self->options.tls_database);
   g_signal_connect_object (tls, "accept-certificate", G_CALLBACK (accept_certificate_cb), self, 0);
   g_set_object (&self->stream, tls);
   g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT, self->cancellable,

@@ -8,8 +8,10 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "twp-base64.h"
 #include "twp-reactor.h"
@@ -21,6 +23,10 @@
 /* Raw bytes per base64 message: a multiple of 3 so that only the last
  * quantum of a message is ever padded; 12288 -> 16384 characters. */
 #define UP_RAW_BASE64 12288
+/* A tunnel without data for this long gives its buffers' pages back. */
+#define RELEASE_IDLE_SECONDS 2
+/* GnuTLS's largest record payload (2^14, RFC 8446 5.1). */
+#define TLS_RECORD_SIZE 16384
 /* Data slices (one per frame) written to TCP with one writev. */
 #define MAX_VECTORS 64
 /* How long we wait for the peer's close frame after sending ours (RFC 6455
@@ -39,13 +45,19 @@ typedef void (*EndWriteDone) (TwpRelay *self,
 
 /* One end of the tunnel, as the relay reads and writes it. A plain socket
  * waits in the shared reactor (no GSource of its own, see twp-reactor.h)
- * and is read and written directly; a TLS stream goes through GIO. Either
- * way a result is always delivered from the main loop, never from inside
- * the call that asked for it. */
+ * and is read and written directly. A TLS connection over a plain socket
+ * waits there too: the reactor watches its socket and the TLS streams are
+ * read and written without blocking (bench/README.md, "wss": GIO's async
+ * path cost a main loop iteration, a GTask and a GSource per record, and
+ * halved the throughput). Any other stream (TLS through a proxy) goes
+ * through GIO. Either way a result is always delivered from the main loop,
+ * never from inside the call that asked for it. */
 typedef struct {
   TwpRelay *relay;               /* borrowed: the relay owns its ends */
   GIOStream *stream;             /* borrowed from the relay */
   int fd;                        /* -1: the GIO path */
+  GPollableInputStream *tls_in;  /* borrowed: set for a TLS end on the reactor */
+  GPollableOutputStream *tls_out;
   TwpReactorWatch *watch;
   guint32 armed;                 /* epoll interest set (one-shot) */
 
@@ -56,6 +68,11 @@ typedef struct {
   gboolean read_complete;
   gssize read_result;
   int read_errno;
+  GError *read_error;            /* a TLS read's error, else read_errno */
+  /* A TLS read that ends in EOF or an error after it got data delivers the
+   * data first and this with the next read. */
+  gboolean read_held;
+  GError *read_held_error;       /* NULL with read_held: EOF */
 
   GOutputVector write_vecs[MAX_VECTORS];
   guint write_n;
@@ -66,6 +83,7 @@ typedef struct {
   gboolean write_pending;
   gboolean write_complete;
   int write_errno;
+  GError *write_error;           /* a TLS write's error, else write_errno */
 } End;
 
 typedef enum {
@@ -100,6 +118,7 @@ struct _TwpRelay
   /* TCP -> WebSocket. up_buf has TWP_WS_MAX_HEADER_SIZE bytes of room in
    * front of the payload so that a frame is built in place, without a copy. */
   guint8 *up_buf;
+  gsize up_buf_size;
   guint8 *up_raw;
   gsize up_leftover_pos;
   const guint8 *up_frame;
@@ -144,6 +163,7 @@ struct _TwpRelay
   guint64 bytes_from_ws;
   gint64 rtt_us;
   gint64 last_data_at;
+  gint64 released_for;              /* last_data_at when the buffers' pages went back */
   gint64 last_ws_write_at;
   gboolean ticking;
   gboolean finished;
@@ -252,6 +272,16 @@ static void end_io_cb (TwpReactorWatch *watch,
                        guint32          events,
                        gpointer         user_data);
 
+/* A TCP wrapper connection may carry TLS (or another stream) over its
+ * socket: only a plain socket connection may be read raw. */
+static int
+plain_socket_fd (GIOStream *stream)
+{
+  if (stream == NULL || !G_IS_SOCKET_CONNECTION (stream) || G_IS_TCP_WRAPPER_CONNECTION (stream))
+    return -1;
+  return g_socket_get_fd (g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream)));
+}
+
 static void
 end_init (End       *end,
           TwpRelay  *relay,
@@ -259,11 +289,33 @@ end_init (End       *end,
 {
   end->relay = relay;
   end->stream = stream;
-  /* A TCP wrapper connection may carry TLS (or another stream) over its
-   * socket: only a plain socket connection may be read raw. */
-  end->fd = G_IS_SOCKET_CONNECTION (stream) && !G_IS_TCP_WRAPPER_CONNECTION (stream)
-            ? g_socket_get_fd (g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream)))
-            : -1;
+  end->fd = plain_socket_fd (stream);
+  /* A TLS stream (GTlsConnection, or the server's TwpTlsStream) names the
+   * connection it runs over as its base-io-stream. */
+  if (end->fd < 0 && g_object_class_find_property (G_OBJECT_GET_CLASS (stream), "base-io-stream") != NULL)
+    {
+      g_autoptr(GIOStream) base = NULL;
+      GInputStream *in = g_io_stream_get_input_stream (stream);
+      GOutputStream *out = g_io_stream_get_output_stream (stream);
+
+      g_object_get (stream, "base-io-stream", &base, NULL);
+      if (G_IS_POLLABLE_INPUT_STREAM (in) && g_pollable_input_stream_can_poll (G_POLLABLE_INPUT_STREAM (in)) &&
+          G_IS_POLLABLE_OUTPUT_STREAM (out) && g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (out)))
+        end->fd = plain_socket_fd (base);
+      if (end->fd >= 0)
+        {
+          end->tls_in = G_POLLABLE_INPUT_STREAM (in);
+          end->tls_out = G_POLLABLE_OUTPUT_STREAM (out);
+        }
+    }
+}
+
+static void
+end_clear (End *end)
+{
+  g_clear_error (&end->read_error);
+  g_clear_error (&end->read_held_error);
+  g_clear_error (&end->write_error);
 }
 
 static void
@@ -296,11 +348,63 @@ end_rearm (End *end)
     }
 }
 
+/* As many TLS records as fit (they are at most 16 KiB each), so that one
+ * wakeup moves as much as a plain socket's recv() would. GnuTLS keeps the
+ * rest of a record it has begun; what it has not begun is still in the
+ * socket, where epoll sees it. */
+static void
+end_try_read_tls (End *end)
+{
+  gsize total = 0;
+
+  if (end->read_held)
+    {
+      end->read_held = FALSE;
+      end->read_error = g_steal_pointer (&end->read_held_error);
+      end->read_result = end->read_error != NULL ? -1 : 0;
+      end->read_complete = TRUE;
+      return;
+    }
+  while (total < end->read_len)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_pollable_input_stream_read_nonblocking (end->tls_in, end->read_buf + total,
+                                                           end->read_len - total, NULL, &error);
+
+      if (n > 0)
+        {
+          total += n;
+          continue;
+        }
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        break;
+      if (total > 0)
+        {
+          end->read_held = TRUE;
+          end->read_held_error = g_steal_pointer (&error);
+          break;
+        }
+      end->read_result = n;
+      end->read_error = g_steal_pointer (&error);
+      end->read_complete = TRUE;
+      return;
+    }
+  if (total == 0)
+    return;
+  end->read_result = total;
+  end->read_complete = TRUE;
+}
+
 static void
 end_try_read (End *end)
 {
   gssize n;
 
+  if (end->tls_in != NULL)
+    {
+      end_try_read_tls (end);
+      return;
+    }
   do
     n = recv (end->fd, end->read_buf, end->read_len, 0);
   while (n < 0 && errno == EINTR);
@@ -311,9 +415,70 @@ end_try_read (End *end)
   end->read_complete = TRUE;
 }
 
+/* Advances past @n bytes taken, possibly mid-vector. */
+static void
+end_wrote (End  *end,
+           gsize n)
+{
+  end->write_progress_at = g_get_monotonic_time ();
+  while (n > 0)
+    {
+      gsize left = end->write_vecs[end->write_index].size - end->write_offset;
+
+      if (n < left)
+        {
+          end->write_offset += n;
+          n = 0;
+        }
+      else
+        {
+          n -= left;
+          end->write_index++;
+          end->write_offset = 0;
+        }
+    }
+}
+
+/* One record per call. After would-block GnuTLS must be called again with
+ * the same data, which it is: the offset only moves on progress. */
+static void
+end_try_write_tls (End *end)
+{
+  while (end->write_index < end->write_n)
+    {
+      g_autoptr(GError) error = NULL;
+      const GOutputVector *vector = &end->write_vecs[end->write_index];
+      gssize n;
+
+      if (vector->size == end->write_offset)
+        {
+          end->write_index++;
+          end->write_offset = 0;
+          continue;
+        }
+      n = g_pollable_output_stream_write_nonblocking (end->tls_out, (const guint8 *) vector->buffer + end->write_offset,
+                                                      vector->size - end->write_offset, NULL, &error);
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        return;
+      if (n < 0)
+        {
+          end->write_error = g_steal_pointer (&error);
+          end->write_complete = TRUE;
+          return;
+        }
+      end_wrote (end, n);
+    }
+  end->write_complete = TRUE;
+}
+
 static void
 end_try_write (End *end)
 {
+  if (end->tls_out != NULL)
+    {
+      end_try_write_tls (end);
+      return;
+    }
   while (end->write_index < end->write_n)
     {
       struct iovec iov[MAX_VECTORS];
@@ -342,24 +507,7 @@ end_try_write (End *end)
           end->write_complete = TRUE;
           return;
         }
-      /* Advance past what the kernel took, possibly mid-vector. */
-      end->write_progress_at = g_get_monotonic_time ();
-      while (n > 0)
-        {
-          gsize left = end->write_vecs[end->write_index].size - end->write_offset;
-
-          if ((gsize) n < left)
-            {
-              end->write_offset += n;
-              n = 0;
-            }
-          else
-            {
-              n -= left;
-              end->write_index++;
-              end->write_offset = 0;
-            }
-        }
+      end_wrote (end, n);
     }
   end->write_errno = 0;
   end->write_complete = TRUE;
@@ -382,25 +530,29 @@ end_deliver (End *end)
   gssize read_result = end->read_result;
   int read_errno = end->read_errno;
   int write_errno = end->write_errno;
+  g_autoptr(GError) read_error = NULL;
+  g_autoptr(GError) write_error = NULL;
 
   if (read_finished)
-    end->read_pending = FALSE;
+    {
+      end->read_pending = FALSE;
+      read_error = g_steal_pointer (&end->read_error);
+      if (read_result < 0 && read_error == NULL)
+        read_error = error_from_errno (read_errno);
+    }
   if (write_finished)
-    end->write_pending = FALSE;
+    {
+      end->write_pending = FALSE;
+      write_error = g_steal_pointer (&end->write_error);
+      if (write_errno != 0 && write_error == NULL)
+        write_error = error_from_errno (write_errno);
+    }
   end_rearm (end);
 
   if (read_finished)
-    {
-      g_autoptr(GError) error = read_result < 0 ? error_from_errno (read_errno) : NULL;
-
-      end->read_done (self, read_result, error);
-    }
+    end->read_done (self, read_result, read_error);
   if (write_finished)
-    {
-      g_autoptr(GError) error = write_errno != 0 ? error_from_errno (write_errno) : NULL;
-
-      end->write_done (self, error);
-    }
+    end->write_done (self, write_error);
 }
 
 static void
@@ -493,6 +645,7 @@ end_writev (End                 *end,
   end->write_done = done;
   end->write_pending = TRUE;
   end->write_complete = FALSE;
+  end->write_errno = 0;
   end->write_progress_at = g_get_monotonic_time ();
 
   if (end->fd < 0)
@@ -541,6 +694,8 @@ twp_relay_finalize (GObject *object)
   TwpRelay *self = TWP_RELAY (object);
 
   g_clear_error (&self->error);
+  end_clear (&self->tcp_end);
+  end_clear (&self->ws_end);
   g_free (self->up_buf);
   g_free (self->up_raw);
   g_free (self->down_buf);
@@ -607,7 +762,8 @@ allocate_buffers (TwpRelay *self)
 {
   gsize payload = self->options.base64 ? TWP_BASE64_ENCODED_SIZE (UP_RAW_BASE64) : TWP_RELAY_MESSAGE_PAYLOAD;
 
-  self->up_buf = g_malloc (TWP_WS_MAX_HEADER_SIZE + MAX (payload, TWP_RELAY_MESSAGE_PAYLOAD));
+  self->up_buf_size = TWP_WS_MAX_HEADER_SIZE + MAX (payload, TWP_RELAY_MESSAGE_PAYLOAD);
+  self->up_buf = g_malloc (self->up_buf_size);
   if (self->options.base64)
     self->up_raw = g_malloc (UP_RAW_BASE64);
   self->down_buf = g_malloc (self->down_buf_size);
@@ -1039,6 +1195,16 @@ up_read_next (TwpRelay *self)
   guint8 *dest = self->options.base64 ? self->up_raw : self->up_buf + TWP_WS_MAX_HEADER_SIZE;
   gsize capacity = self->options.base64 ? UP_RAW_BASE64 : TWP_RELAY_MESSAGE_PAYLOAD;
 
+  if (self->ws_end.tls_out != NULL)
+    {
+      /* Over TLS a frame fills one record exactly: 16 KiB of payload plus
+       * its header would take a second record of a few bytes. The header
+       * of a 126..65535-byte payload is 4 bytes, 8 masked. */
+      gsize room = TLS_RECORD_SIZE - 4 - (self->options.is_client ? 4 : 0);
+
+      capacity = self->options.base64 ? room / 4 * 3 : room;
+    }
+
   if (self->tcp_leftover != NULL)
     {
       gsize size;
@@ -1333,6 +1499,58 @@ down_read_next (TwpRelay *self)
 
 /* ---- timers and entry points ------------------------------------------- */
 
+/* Gives the kernel the whole pages inside @buf back: the allocation stays
+ * (its next use faults in zeroed pages), its resident memory goes. */
+static void
+release_pages (guint8 *buf,
+               gsize   size)
+{
+  static guintptr page;
+  guintptr start;
+  guintptr end;
+
+  if (buf == NULL)
+    return;
+  if (page == 0)
+    page = sysconf (_SC_PAGESIZE);
+  start = ((guintptr) buf + page - 1) & ~(page - 1);
+  end = ((guintptr) buf + size) & ~(page - 1);
+  if (end > start)
+    madvise ((void *) start, end - start, MADV_DONTNEED);
+}
+
+/* TRUE when no buffer holds data: nothing read and not yet handled, no
+ * frame or slice waiting to be written, no partial frame kept. */
+static gboolean
+buffers_unused (TwpRelay *self)
+{
+  /* A GIO read may be under way into a buffer unseen here. */
+  if (self->tcp_end.fd < 0 || self->ws_end.fd < 0)
+    return FALSE;
+  if ((self->tcp_end.read_pending && self->tcp_end.read_complete) ||
+      (self->ws_end.read_pending && self->ws_end.read_complete))
+    return FALSE;
+  return self->up_frame == NULL && !self->down_writing && self->down_pos >= self->down_len;
+}
+
+/* After a burst, a tunnel keeps every page of its buffers that the burst
+ * touched (64 KiB echoed: most of them) for as long as it lives; ten
+ * thousand quiet tunnels need none of them. */
+static void
+release_idle_buffers (TwpRelay *self,
+                      gint64    now)
+{
+  if (self->released_for == self->last_data_at ||
+      now - self->last_data_at < (gint64) RELEASE_IDLE_SECONDS * G_USEC_PER_SEC ||
+      !buffers_unused (self))
+    return;
+  release_pages (self->up_buf, self->up_buf_size);
+  release_pages (self->up_raw, UP_RAW_BASE64);
+  release_pages (self->down_buf, self->down_buf_size);
+  release_pages (self->down_out, self->down_out_size);
+  self->released_for = self->last_data_at;
+}
+
 static void
 relay_tick (TwpRelay *self,
             gint64    now)
@@ -1364,6 +1582,8 @@ relay_tick (TwpRelay *self,
       check_done (self);
       return;
     }
+
+  release_idle_buffers (self, now);
 
   /* Keepalive: middleboxes drop connections idle for 60-100 s. */
   if (self->options.keepalive_seconds > 0 && !self->close_sent && !self->close_pending &&

@@ -18,6 +18,7 @@
 #include "twp-pt-env.h"
 #include "twp-server-request.h"
 #include "twp-server-stats.h"
+#include "twp-tls-stream.h"
 #include "twp-ws-handshake.h"
 
 #define TRANSPORT_NAME "websocket"
@@ -43,6 +44,7 @@ struct _TwpServer
   guint n_evicted;               /* connections cancelled to make room, not yet gone */
   TwpServerOptions options;
   TwpServerStats *stats;
+  TwpTlsCredentials *tls_credentials;   /* tls-cert=/tls-key=, for every connection */
 
   guint64 bytes_from_ws_done;    /* totals of relays that ended */
   guint64 bytes_to_ws_done;
@@ -237,7 +239,7 @@ relay_done_cb (GObject      *source,
       !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     twp_log_user (TWP_LOG_DEBUG, "connection from %s ended: %s", peer_for_log (conn), error->message);
   twp_server_stats_tunnel_closed (conn->server->stats, conn->relay, conn->request->wants_base64,
-                                  G_IS_TLS_CONNECTION (conn->ws));
+                                  TWP_IS_TLS_STREAM (conn->ws));
   server_connection_close (conn);
 }
 
@@ -257,7 +259,7 @@ upgrade_written_cb (GObject      *source,
     }
 
   twp_server_stats_tunnel_opened (conn->server->stats, g_get_monotonic_time () - conn->accepted_at,
-                                  conn->request->wants_base64, G_IS_TLS_CONNECTION (conn->ws));
+                                  conn->request->wants_base64, TWP_IS_TLS_STREAM (conn->ws));
   options.is_client = FALSE;
   options.base64 = conn->request->wants_base64;
   conn->relay = twp_relay_new (G_IO_STREAM (conn->orport), conn->ws, NULL, conn->ws_leftover, &options);
@@ -683,7 +685,7 @@ tls_handshake_cb (GObject      *source,
   ServerConnection *conn = user_data;
   g_autoptr(GError) error = NULL;
 
-  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error))
+  if (!twp_tls_stream_handshake_finish (TWP_TLS_STREAM (source), result, &error))
     {
       if (!g_cancellable_is_cancelled (conn->cancellable))
         twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_TLS_FAILURE);
@@ -712,6 +714,24 @@ deadline_cb (gpointer user_data)
     twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_HANDSHAKE_TIMEOUT);
   g_cancellable_cancel (conn->cancellable);
   return G_SOURCE_REMOVE;
+}
+
+/* The TLS end of one accepted connection, on our GnuTLS stream rather
+ * than glib-networking's: its handshakes run on the main context instead
+ * of blocking GTask's few threads (twp-tls-stream.h), and every connection
+ * shares one set of credentials. glib-networking's server connection also
+ * parsed the whole system CA bundle into each connection (about 3.7 MiB),
+ * which a server that asks for no client certificate never uses. */
+static GIOStream *
+tls_server_stream_new (TwpServer          *self,
+                       GSocketConnection  *base,
+                       GError            **error)
+{
+  if (self->tls_credentials == NULL)
+    self->tls_credentials = twp_tls_credentials_new (self->options.tls_certificate, error);
+  if (self->tls_credentials == NULL)
+    return NULL;
+  return G_IO_STREAM (twp_tls_stream_new_server (base, self->tls_credentials, error));
 }
 
 /* At max-connections: closes the oldest connections that have not sent a
@@ -791,7 +811,7 @@ incoming_cb (GSocketService    *service,
     {
       g_autoptr(GError) error = NULL;
 
-      conn->ws = g_tls_server_connection_new (G_IO_STREAM (connection), self->options.tls_certificate, &error);
+      conn->ws = tls_server_stream_new (self, connection, &error);
       if (conn->ws == NULL)
         {
           twp_log_user (TWP_LOG_WARNING, "cannot start TLS: %s", error->message);
@@ -799,8 +819,7 @@ incoming_cb (GSocketService    *service,
           server_connection_close (conn);
           return TRUE;
         }
-      g_tls_connection_handshake_async (G_TLS_CONNECTION (conn->ws), G_PRIORITY_DEFAULT,
-                                        conn->cancellable, tls_handshake_cb, conn);
+      twp_tls_stream_handshake_async (TWP_TLS_STREAM (conn->ws), conn->cancellable, tls_handshake_cb, conn);
     }
   else
     {
@@ -1078,6 +1097,7 @@ twp_server_finalize (GObject *object)
   g_assert (self->n_evicted == 0);
   twp_server_options_clear (&self->options);
   g_clear_object (&self->stats);
+  g_clear_pointer (&self->tls_credentials, twp_tls_credentials_unref);
 
   G_OBJECT_CLASS (twp_server_parent_class)->finalize (object);
 }
