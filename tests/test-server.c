@@ -3271,8 +3271,8 @@ test_metrics_extorport (void)
   assert_normal_client_works (bridge->port);
 
   {
-    /* Two connections that never speak fill max-connections=2: the
-     * third is closed at accept. */
+    /* Two connections that never speak fill max-connections=2: a third
+     * takes the place of the oldest one, which the cap refused. */
     g_autoptr(Raw) first = raw_connect (bridge->port);
     g_autoptr(Raw) second = raw_connect (bridge->port);
     g_autoptr(Raw) third = NULL;
@@ -3281,8 +3281,23 @@ test_metrics_extorport (void)
     g_assert_nonnull (second);
     assert_metric_reaches (mport, "tor_websocket_proxy_connections_open", 2);
     third = raw_connect (bridge->port);
-    g_assert_true (raw_wait_eof (third, 10000));
+    g_assert_true (raw_wait_eof (first, 10000));
     assert_metric_reaches (mport, "tor_websocket_proxy_handshakes_refused_total{reason=\"connection_cap\"}", 1);
+  }
+  assert_metric_reaches (mport, "tor_websocket_proxy_connections_open", 0);
+  {
+    /* Two tunnels fill it: nothing can be evicted, the newcomer is
+     * closed at accept. */
+    g_autoptr(Raw) one = ws_open (bridge->port, "/", NULL, 101, NULL);
+    g_autoptr(Raw) two = ws_open (bridge->port, "/", NULL, 101, NULL);
+    g_autoptr(Raw) three = NULL;
+
+    assert_metric_reaches (mport, "tor_websocket_proxy_tunnels_open{mode=\"binary\",scheme=\"ws\"}", 2);
+    three = raw_connect (bridge->port);
+    g_assert_true (raw_wait_eof (three, 10000));
+    assert_metric_reaches (mport, "tor_websocket_proxy_handshakes_refused_total{reason=\"connection_cap\"}", 2);
+    ws_echo (one, 5000, FALSE);
+    ws_echo (two, 5000, FALSE);
   }
 
   body = metrics_scrape (mport);
@@ -3292,8 +3307,8 @@ test_metrics_extorport (void)
                     ==, 4);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_failures_total{kind=\"connect\"}"), ==, 0);
   g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_failures_total{kind=\"protocol\"}"), ==, 0);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_total{mode=\"binary\",scheme=\"ws\"}"), ==, 1);
-  g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_setup_duration_seconds_count"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_total{mode=\"binary\",scheme=\"ws\"}"), ==, 3);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_setup_duration_seconds_count"), ==, 3);
   assert_nothing_identifying (body, bridge->port);
 }
 
