@@ -4,6 +4,7 @@
 # Idempotent: installs only what is missing. Never starts a system service
 # (tor, nginx...): tests start their own instances on 127.0.0.1.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   # build
@@ -23,9 +24,57 @@ packages=(
   libgtk-4-dev libadwaita-1-dev gettext desktop-file-utils appstream xvfb xauth
 )
 
-# Node.js (>= 18) runs the browser and ws tests; Debian 12's own is enough
-# where the machine has none.
-if ! command -v node >/dev/null 2>&1; then
+# Node.js runs the browser and ws tests. The oldest major version they
+# need is stated once, as "engines" in tests/js/package.json; Debian 12's
+# own nodejs (18) satisfies it and is installed where the machine has no
+# node. A node found on the PATH is checked here, not deep inside a suite.
+node_json=tests/js/package.json
+node_need=$(sed -n 's/^ *"node": *">= *\([0-9][0-9]*\)".*/\1/p' "$node_json")
+if [ -z "$node_need" ]; then
+  echo "install-deps: no \"engines\": {\"node\": \">=N\"} in $node_json" >&2
+  exit 1
+fi
+
+node_major() {
+  # "v18.20.4" -> 18
+  local v
+  v=$(node --version 2>/dev/null) || return 1
+  v=${v#v}
+  echo "${v%%.*}"
+}
+
+# Whether PATH's node is Debian's nodejs package (apt can upgrade it and
+# Debian's npm goes with it), rather than one installed some other way.
+node_from_debian() {
+  local file
+  file=$(readlink -f "$(command -v node)")
+  dpkg-query -S "$file" 2>/dev/null | grep -q '^nodejs:'
+}
+
+node_found=
+if command -v node >/dev/null 2>&1; then
+  node_found=$(node --version 2>/dev/null || echo unknown)
+  found_major=$(node_major || echo 0)
+  if ! [[ $found_major =~ ^[0-9]+$ ]] || [ "$found_major" -lt "$node_need" ]; then
+    candidate=$(apt-cache policy nodejs 2>/dev/null | sed -n 's/^ *Candidate: *\([0-9][0-9]*\)\..*/\1/p')
+    if node_from_debian && [ -n "$candidate" ] && [ "$candidate" -ge "$node_need" ]; then
+      echo "install-deps: node $node_found found, the tests need Node.js >= $node_need ($node_json): upgrading Debian's nodejs to $candidate"
+      packages+=(nodejs npm)
+      upgrade_node=1
+    else
+      echo "install-deps: node $node_found found at $(command -v node), the tests need Node.js >= $node_need ($node_json)." >&2
+      echo "install-deps: it is not Debian's nodejs package, so this script leaves it alone: remove it or put a node >= $node_need first on PATH (Debian 12's nodejs package is 18)." >&2
+      exit 1
+    fi
+  elif ! command -v npm >/dev/null 2>&1; then
+    if node_from_debian; then
+      packages+=(npm)
+    else
+      echo "install-deps: node $node_found at $(command -v node) comes without npm, which installs the tests' packages; install the npm that goes with that node (Debian's npm would bring Debian's nodejs)." >&2
+      exit 1
+    fi
+  fi
+else
   packages+=(nodejs npm)
 fi
 
@@ -35,11 +84,29 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+if [ "${upgrade_node:-0}" -eq 1 ]; then
+  missing+=(nodejs)
+fi
+
+check_node() {
+  # After any install: the node on PATH is the one meson and the suites run.
+  local major
+  major=$(node_major || echo 0)
+  if [ "$major" -lt "$node_need" ]; then
+    echo "install-deps: node $(node --version 2>/dev/null || echo missing) after installing, the tests need Node.js >= $node_need ($node_json)" >&2
+    exit 1
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: npm missing next to node $(node --version)" >&2
+    exit 1
+  fi
+}
 
 install_npm() {
-  # npm packages for the browser and ws tests, pinned by the lock file.
+  # npm packages for the ws tests, pinned by the lock file.
   local dir=tests/js
   [ -f "$dir/package.json" ] || return 0
+  check_node
   # npm records what it installed in node_modules/.package-lock.json: a
   # missing or older record means an absent or partial install.
   local record="$dir/node_modules/.package-lock.json"
@@ -49,7 +116,7 @@ install_npm() {
 }
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#packages[@]} packages present"
+  echo "install-deps: all ${#packages[@]} packages present, node $(node --version) (tests need >= $node_need)"
   install_npm
   exit 0
 fi
