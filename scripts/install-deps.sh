@@ -144,8 +144,17 @@ cleanup() {
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
-# Refresh the package lists when they are missing or older than a day.
-if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -n 1)" ]; then
+# Refresh the package lists when they are missing, older than a day, or
+# older than the sources they come from (a newly added security entry, as on
+# a machine just installed from a minimal image, has no list yet).
+lists_current() {
+  local newest
+  newest=$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -printf '%T@\n' 2>/dev/null | sort -n | tail -n 1)
+  newest=${newest%.*}
+  [ -n "$newest" ] && [ "$newest" -ge $(($(date +%s) - 86400)) ] || return 1
+  [ -z "$(find /etc/apt/sources.list /etc/apt/sources.list.d -maxdepth 1 -newermt "@$newest" 2>/dev/null | head -n 1)" ]
+}
+if ! lists_current; then
   $SUDO apt-get update -q
 fi
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
