@@ -37,12 +37,17 @@ class Browser extends EventEmitter {
     });
     // A write after Chromium is gone must not crash the test runner.
     this.input.on('error', () => {});
-    child.on('exit', (code, signal) => {
-      this.closed = `Chromium exited (${code ?? signal}): ${child.stderrText.slice(-2000)}`;
-      for (const { reject } of this.pending.values())
-        reject(new Error(this.closed));
-      this.pending.clear();
-    });
+    child.on('exit', (code, signal) =>
+      this.fail(`Chromium exited (${code ?? signal}): ${child.stderrText.slice(-2000)}`));
+    // Chromium could not be started at all (not executable...).
+    child.on('error', (e) => this.fail(`starting Chromium: ${e.message}`));
+  }
+
+  fail(reason) {
+    this.closed = this.closed || reason;
+    for (const { reject } of this.pending.values())
+      reject(new Error(this.closed));
+    this.pending.clear();
   }
 
   dispatch(message) {
@@ -90,7 +95,7 @@ class Browser extends EventEmitter {
 
   // Asks Chromium to quit, then makes sure it did: SIGKILL by PID if not.
   async close() {
-    if (this.child.exitCode !== null || this.child.signalCode !== null)
+    if (this.child.exitCode !== null || this.child.signalCode !== null || this.child.pid === undefined)
       return;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
     this.send('Browser.close').catch(() => {});
