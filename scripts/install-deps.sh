@@ -58,9 +58,10 @@ if command -v node >/dev/null 2>&1; then
   if ! [[ $found_major =~ ^[0-9]+$ ]] || [ "$found_major" -lt "$node_need" ]; then
     candidate=$(apt-cache policy nodejs 2>/dev/null | sed -n 's/^ *Candidate: *\([0-9][0-9]*\)\..*/\1/p')
     if node_from_debian && [ -n "$candidate" ] && [ "$candidate" -ge "$node_need" ]; then
-      echo "install-deps: node $node_found found, the tests need Node.js >= $node_need ($node_json): upgrading Debian's nodejs to $candidate"
-      packages+=(nodejs npm)
+      echo "install-deps: node $node_found found, the tests need Node.js >= $node_need ($node_json): upgrading the nodejs package to $candidate"
       upgrade_node=1
+      # Another vendor's nodejs carries its own npm, which Debian's conflicts with.
+      command -v npm >/dev/null 2>&1 || packages+=(npm)
     else
       echo "install-deps: node $node_found found at $(command -v node), the tests need Node.js >= $node_need ($node_json)." >&2
       echo "install-deps: it is not Debian's nodejs package, so this script leaves it alone: remove it or put a node >= $node_need first on PATH (Debian 12's nodejs package is 18)." >&2
