@@ -51,22 +51,29 @@ node_from_debian() {
   dpkg-query -S "$file" 2>/dev/null | grep -q '^nodejs:'
 }
 
-node_found=
+# The major version of nodejs apt would install, empty if none.
+node_candidate() {
+  apt-cache policy nodejs 2>/dev/null | sed -n 's/^ *Candidate: *\([0-9][0-9]*\)\..*/\1/p'
+}
+
 if command -v node >/dev/null 2>&1; then
   node_found=$(node --version 2>/dev/null || echo unknown)
   found_major=$(node_major || echo 0)
   if ! [[ $found_major =~ ^[0-9]+$ ]] || [ "$found_major" -lt "$node_need" ]; then
-    candidate=$(apt-cache policy nodejs 2>/dev/null | sed -n 's/^ *Candidate: *\([0-9][0-9]*\)\..*/\1/p')
-    if node_from_debian && [ -n "$candidate" ] && [ "$candidate" -ge "$node_need" ]; then
-      echo "install-deps: node $node_found found, the tests need Node.js >= $node_need ($node_json): upgrading the nodejs package to $candidate"
-      upgrade_node=1
-      # Another vendor's nodejs carries its own npm, which Debian's conflicts with.
-      command -v npm >/dev/null 2>&1 || packages+=(npm)
-    else
-      echo "install-deps: node $node_found found at $(command -v node), the tests need Node.js >= $node_need ($node_json)." >&2
-      echo "install-deps: it is not Debian's nodejs package, so this script leaves it alone: remove it or put a node >= $node_need first on PATH (Debian 12's nodejs package is 18)." >&2
+    echo "install-deps: node $node_found found at $(command -v node), the tests need Node.js >= $node_need ($node_json)." >&2
+    if ! node_from_debian; then
+      echo "install-deps: it is not from the nodejs package, so this script leaves it alone: remove it or put a node >= $node_need first on PATH (Debian 12's nodejs package is 18)." >&2
       exit 1
     fi
+    candidate=$(node_candidate)
+    if [ -z "$candidate" ] || [ "$candidate" -lt "$node_need" ]; then
+      echo "install-deps: apt offers nodejs ${candidate:-(none)}, older too: install Node.js >= $node_need first." >&2
+      exit 1
+    fi
+    echo "install-deps: upgrading the nodejs package to $candidate."
+    upgrade_node=1
+    # Another vendor's nodejs carries its own npm, which Debian's conflicts with.
+    command -v npm >/dev/null 2>&1 || packages+=(npm)
   elif ! command -v npm >/dev/null 2>&1; then
     if node_from_debian; then
       packages+=(npm)
@@ -76,6 +83,12 @@ if command -v node >/dev/null 2>&1; then
     fi
   fi
 else
+  candidate=$(node_candidate)
+  # Known before a long install, not after it.
+  if [ -n "$candidate" ] && [ "$candidate" -lt "$node_need" ]; then
+    echo "install-deps: no node here and apt offers nodejs $candidate, the tests need Node.js >= $node_need ($node_json): install a newer one first." >&2
+    exit 1
+  fi
   packages+=(nodejs npm)
 fi
 
