@@ -206,18 +206,20 @@ mount --rbind /dev "$root/dev"
 mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 rc_all=0
+# run LOG LINES COMMAND: COMMAND as a root shell in the clone would run it.
 run() {
-  local name=$1 log=$2
-  shift 2
+  local log=$1 lines=$2 command=$3
   local t0=$SECONDS rc=0
-  chroot "$root" /usr/bin/env -i "${envs[@]}" "$@" \
-    /bin/bash -c "cd /root/tor-websocket-proxy && $name" >"$logdir/$log" 2>&1 || rc=$?
-  echo "== $name: exit $rc after $((SECONDS - t0)) s; last lines ($logdir/$log):"
-  tail -n "${TAIL_LINES:-4}" "$logdir/$log" | sed 's/^/   /'
+  chroot "$root" /usr/bin/env -i "${envs[@]}" \
+    /bin/bash -c "cd /root/tor-websocket-proxy && $command" >"$logdir/$log" 2>&1 || rc=$?
+  echo "== $command: exit $rc after $((SECONDS - t0)) s; last lines ($logdir/$log):"
+  tail -n "$lines" "$logdir/$log" | sed 's/^/   /'
   [ "$rc" -eq 0 ] || rc_all=1
 }
-run './scripts/demo.sh' demo.log DEMO_NO_WAIT=1
-run './scripts/run-tests.sh' run-tests.log
+run demo.log 10 'DEMO_NO_WAIT=1 ./scripts/demo.sh'
+run run-tests.log 3 './scripts/run-tests.sh'
+# Which node and browser the suites ran with.
+echo "== in the root: $(chroot "$root" /usr/bin/dpkg-query -W -f '${Package} ${Version}; ' nodejs npm chromium 2>&1)"
 exit $rc_all
 EOF
 chmod 755 "$work/run-in-root.sh"
