@@ -12,6 +12,8 @@ packages=(
   libglib2.0-dev libglib2.0-dev-bin libsoup-3.0-dev glib-networking
   # tests
   openssl socat python3 xxd procps
+  # promtool checks the metrics exposition (suite integration)
+  prometheus
   # real tor network (suite tor)
   tor
   # browser, reverse proxy, other WebSocket implementations

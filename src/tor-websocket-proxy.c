@@ -21,6 +21,7 @@
 #include "twp-client.h"
 #include "twp-dbus-service.h"
 #include "twp-log.h"
+#include "twp-metrics-endpoint.h"
 #include "twp-pt-env.h"
 #include "twp-pt-output.h"
 #include "twp-server.h"
@@ -31,6 +32,10 @@
 #define GRACEFUL_SHUTDOWN_SECONDS 30
 /* Bounded wait for cancelled connections to unwind before exit. */
 #define DRAIN_MS 200
+/* A server logs its counters this often, as tor's own heartbeat does;
+ * the tests shorten it through HEARTBEAT_TEST_ENV (seconds). */
+#define HEARTBEAT_SECONDS 3600
+#define HEARTBEAT_TEST_ENV "TWP_HEARTBEAT_SECONDS_FOR_TESTS"
 
 typedef struct {
   /* command line */
@@ -68,6 +73,8 @@ typedef struct {
   TwpClient *client_role;
   TwpServer *server_role;
   TwpDBusService *dbus;          /* D-Bus export; started after *METHODS DONE */
+  TwpMetricsEndpoint *metrics;   /* server option metrics= */
+  GSource *heartbeat;
   guint sigint_count;
   pid_t parent_pid;
   GInputStream *stdin_stream;
@@ -581,11 +588,62 @@ warn_if_remote_extorport (const char *ext_orport)
                   "client metadata crosses the network unencrypted");
 }
 
+/* metrics=: bound before VERSION, so that a taken port is an ENV-ERROR
+ * the operator sees in tor's log. */
+static gboolean
+start_metrics (App             *app,
+               GSocketAddress  *address,
+               GError         **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  const char *reason;
+
+  if (address == NULL)
+    return TRUE;
+  app->metrics = twp_metrics_endpoint_new (app->server_role);
+  if (twp_metrics_endpoint_listen (app->metrics, address, &local_error))
+    return TRUE;
+  /* GLib's message names the address, which may be the bridge's own:
+   * keep only the reason after it. */
+  reason = strrchr (local_error->message, ':');
+  g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION, "metrics=: cannot listen: %s",
+               twp_log_get_unsafe () || reason == NULL ? local_error->message : reason + 2);
+  return FALSE;
+}
+
+static gboolean
+heartbeat_cb (gpointer user_data)
+{
+  App *app = user_data;
+  g_autofree char *summary = twp_server_stats_format_summary (twp_server_get_stats (app->server_role));
+
+  twp_log_user (TWP_LOG_NOTICE, "%s", summary);
+  return G_SOURCE_CONTINUE;
+}
+
+/* An operator without Prometheus or D-Bus still sees the counters, in
+ * tor's log. */
+static void
+start_heartbeat (App *app)
+{
+  const char *test_seconds = g_getenv (HEARTBEAT_TEST_ENV);
+  guint64 seconds = HEARTBEAT_SECONDS;
+
+  if (test_seconds != NULL && !g_ascii_string_to_unsigned (test_seconds, 10, 1, HEARTBEAT_SECONDS,
+                                                           &seconds, NULL))
+    seconds = HEARTBEAT_SECONDS;
+  app->heartbeat = g_timeout_source_new_seconds (seconds);
+  g_source_set_static_name (app->heartbeat, "[twp] heartbeat");
+  g_source_set_callback (app->heartbeat, heartbeat_cb, app, NULL);
+  g_source_attach (app->heartbeat, NULL);
+}
+
 static int
 run_server_managed (App *app)
 {
   g_autoptr(TwpPtEnv) env = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketAddress) metrics_address = NULL;
   TwpServerOptions options;
   TwpArgs *transport_options;
   guint n_methods = 0;
@@ -608,9 +666,15 @@ run_server_managed (App *app)
       twp_server_options_clear (&options);
       return EXIT_FAILURE;
     }
+  metrics_address = g_steal_pointer (&options.metrics_address);
   app->server_role = twp_server_new (&options);
   g_signal_connect (app->server_role, "notify::n-connections",
                     G_CALLBACK (server_connections_changed_cb), app);
+  if (!start_metrics (app, metrics_address, &error))
+    {
+      twp_pt_output_env_error (app->output, error->message);
+      return EXIT_FAILURE;
+    }
 
   twp_pt_output_version (app->output);
   twp_pt_output_status_version (app->output, PACKAGE_NAME, PACKAGE_VERSION);
@@ -645,6 +709,7 @@ run_server_managed (App *app)
   twp_pt_output_smethods_done (app->output);
   app->tor_log_sink_id = twp_log_add_sink (tor_log_sink, app);
   warn_if_remote_extorport (env->ext_orport);
+  start_heartbeat (app);
 
   if (n_methods == 0)
     twp_log_user (TWP_LOG_WARNING, "no transport could be started; idle until tor stops us");
@@ -663,6 +728,7 @@ run_server_unmanaged (App *app)
   g_autoptr(GError) error = NULL;
   g_autoptr(GInetAddress) address = NULL;
   g_autoptr(GInetSocketAddress) bound = NULL;
+  g_autoptr(GSocketAddress) metrics_address = NULL;
   TwpServerOptions options;
   guint16 port;
 
@@ -692,9 +758,15 @@ run_server_unmanaged (App *app)
       twp_server_options_clear (&options);
       return EXIT_FAILURE;
     }
+  metrics_address = g_steal_pointer (&options.metrics_address);
   app->server_role = twp_server_new (&options);
   g_signal_connect (app->server_role, "notify::n-connections",
                     G_CALLBACK (server_connections_changed_cb), app);
+  if (!start_metrics (app, metrics_address, &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return EXIT_FAILURE;
+    }
 
   bound = twp_server_listen (app->server_role, address, port, &error);
   if (bound == NULL)
@@ -703,6 +775,7 @@ run_server_unmanaged (App *app)
       return EXIT_FAILURE;
     }
   print_listening (bound);
+  start_heartbeat (app);
   app->dbus = twp_dbus_service_new_for_server (app->server_role, NULL);
   twp_dbus_service_start (app->dbus);
   watch_lifeline (app, FALSE);
@@ -822,6 +895,11 @@ main (int    argc,
     twp_dbus_service_stop (app.dbus);
   if (app.client_role != NULL)
     twp_client_stop (app.client_role);
+  if (app.metrics != NULL)
+    twp_metrics_endpoint_stop (app.metrics);
+  if (app.heartbeat != NULL)
+    g_source_destroy (app.heartbeat);
+  g_clear_pointer (&app.heartbeat, g_source_unref);
   if (app.server_role != NULL)
     twp_server_stop (app.server_role);
   if (app.stdin_cancellable != NULL)
@@ -832,6 +910,7 @@ main (int    argc,
   g_clear_object (&app.dbus);
   g_clear_object (&app.client_role);
   g_clear_object (&app.tls_database);
+  g_clear_object (&app.metrics);
   g_clear_object (&app.server_role);
   g_clear_pointer (&app.output, twp_pt_output_free);
   g_clear_pointer (&app.loop, g_main_loop_unref);

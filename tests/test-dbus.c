@@ -1730,6 +1730,78 @@ __lsan_is_turned_off (void)
   return 1;
 }
 
+/* Sends @request to a transport on 127.0.0.1:@port and reads its answer
+ * to the end (the server is another process: blocking is safe, and the
+ * socket's timeout bounds each call). */
+static char *
+http_exchange (guint16     port,
+               const char *request)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GByteArray) in = g_byte_array_new ();
+  guint8 buf[4096];
+  gssize n;
+
+  g_socket_client_set_timeout (client, DEADLINE_S);
+  /* No proxy lookup: libproxy trips AddressSanitizer, and this is loopback. */
+  g_socket_client_set_enable_proxy (client, FALSE);
+  connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
+                                            request, strlen (request), NULL, NULL, &error));
+  while ((n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
+                                   buf, sizeof buf, NULL, &error)) > 0)
+    g_byte_array_append (in, buf, n);
+  g_assert_no_error (error);
+  g_byte_array_append (in, (const guint8 *) "", 1);
+  return (char *) g_byte_array_free (g_steal_pointer (&in), FALSE);
+}
+
+/* A server's report carries the operator's counters (issue 16): the same
+ * as its metrics endpoint, for whoever has a session bus. */
+static void
+test_server_counters (void)
+{
+  /* Port 9 (discard) has no tor behind it. */
+  Proc *proc = proc_start ((const char *[]) { "--server", "--orport", "127.0.0.1:9", NULL });
+  g_autoptr(GVariant) diagnostics = NULL;
+  g_autofree char *answer = NULL;
+  const char *text;
+
+  answer = http_exchange (proc->port, "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_true (g_str_has_prefix (answer, "HTTP/1.1 404 "));
+  g_clear_pointer (&answer, g_free);
+  answer = http_exchange (proc->port, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                      "Sec-WebSocket-Version: 13\r\n\r\n");
+  g_assert_true (g_str_has_prefix (answer, "HTTP/1.1 503 "));
+
+  diagnostics = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetDiagnostics", g_variant_new ("(b)", FALSE),
+                      G_VARIANT_TYPE ("(s)"));
+  g_variant_get (diagnostics, "(&s)", &text);
+  g_test_message ("%s", text);
+  g_assert_nonnull (strstr (text, "\nserver counters:\nconnections: 0 open (cap 16384), 2 accepted\n"));
+  g_assert_nonnull (strstr (text, "\nhandshakes refused: 2 (not_websocket 1, tor_unavailable 1)\n"));
+  g_assert_nonnull (strstr (text, "\nExtORPort failures: connect 1\n"));
+  g_assert_nonnull (strstr (text, "\nhandshakes completed: 0\n"));
+  {
+    /* The counters name no address (the events below them may name
+     * tor's own ORPort). */
+    const char *start = strstr (text, "\nserver counters:\n");
+    const char *end = strstr (text, "\nrecent events:");
+    g_autofree char *counters = NULL;
+
+    g_assert_nonnull (start);
+    g_assert_nonnull (end);
+    counters = g_strndup (start, end - start);
+    g_assert_null (strstr (counters, "127.0.0.1"));
+    g_assert_null (strstr (counters, ":9"));
+  }
+  proc_stop (proc);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1763,6 +1835,7 @@ main (int    argc,
   g_test_add_func ("/dbus/stored-mode", test_stored_mode);
   g_test_add_func ("/dbus/no-bus", test_no_bus);
   g_test_add_func ("/dbus/runtime-dir-bus", test_runtime_dir_bus);
+  g_test_add_func ("/dbus/server-counters", test_server_counters);
   status = g_test_run ();
 
   peers_stop ();

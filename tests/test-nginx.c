@@ -614,6 +614,45 @@ soup_echo (const char *url,
   return g_strdup (twp_test_extor_server_get_last_useraddr (fx.extor[changed]));
 }
 
+/* Tries to open URL from LOCAL_ADDRESS with X-Forwarded-For: FORGED_XFF
+ * and returns the HTTP status the upgrade was answered with (101 only if a
+ * WebSocket opened, which is then closed). */
+static guint
+soup_upgrade_status (const char *url,
+                     const char *local_address,
+                     const char *forged_xff)
+{
+  g_autoptr(GInetAddress) address = g_inet_address_new_from_string (local_address);
+  g_autoptr(GSocketAddress) local = g_inet_socket_address_new (address, 0);
+  g_autoptr(GTlsDatabase) database = NULL;
+  g_autoptr(GProxyResolver) no_proxy = g_simple_proxy_resolver_new (NULL, NULL);
+  g_autoptr(SoupSession) session = NULL;
+  g_autoptr(SoupMessage) message = NULL;
+  g_autoptr(GError) error = NULL;
+  SoupPeer peer = { 0 };
+  guint status;
+
+  database = g_tls_file_database_new (fx.ca_file, &error);
+  g_assert_no_error (error);
+  session = soup_session_new_with_options ("local-address", local, "tls-database", database,
+                                           "proxy-resolver", no_proxy, NULL);
+  message = soup_message_new (SOUP_METHOD_GET, url);
+  soup_message_headers_append (soup_message_get_request_headers (message), "X-Forwarded-For", forged_xff);
+  soup_session_websocket_connect_async (session, message, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
+                                        soup_connected_cb, &peer);
+  WAIT_UNTIL (peer.connected, TRANSFER_TIMEOUT_MS, "the upgrade to be answered");
+  status = soup_message_get_status (message);
+  if (peer.ws != NULL)
+    {
+      g_signal_connect (peer.ws, "closed", G_CALLBACK (soup_closed_cb), &peer);
+      soup_websocket_connection_close (peer.ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+      WAIT_UNTIL (peer.closed, TRANSFER_TIMEOUT_MS, "the WebSocket to close");
+      g_clear_object (&peer.ws);
+    }
+  g_clear_error (&peer.error);
+  return status;
+}
+
 static void
 assert_useraddr_host (const char *useraddr,
                       const char *host)
@@ -681,6 +720,35 @@ test_forged_header_through_nginx (void)
 
   /* nginx appends the real peer; only that last element counts. */
   useraddr = soup_echo (url, "127.0.0.2", "6.6.6.6", &which);
+  assert_useraddr_host (useraddr, "127.0.0.2");
+}
+
+/* Issue 11: a client ends its own X-Forwarded-For in an open quote; nginx
+ * appends the real address to it ("x, 127.0.0.2), which no longer parses.
+ * The server must not fall back to the socket peer (nginx on loopback:
+ * exempt from max-connections-per-ip, and tor would log 127.0.0.1): it
+ * refuses the upgrade, and tor hears nothing. Then the same client without
+ * the trick is served as itself. */
+static void
+test_forged_open_quote_through_nginx (void)
+{
+  g_autofree char *url = nginx_url ();
+  g_autofree char *useraddr = NULL;
+  const char *tricks[] = { "\"x", "203.0.113.9, \"", "0.0.0.0, \"" };
+  guint before[2];
+  guint which;
+
+  for (guint i = 0; i < 2; i++)
+    before[i] = twp_test_extor_server_get_n_connections (fx.extor[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (tricks); i++)
+    {
+      g_test_message ("X-Forwarded-For: %s", tricks[i]);
+      g_assert_cmpuint (soup_upgrade_status (url, "127.0.0.2", tricks[i]), ==, 400);
+    }
+  for (guint i = 0; i < 2; i++)
+    g_assert_cmpuint (twp_test_extor_server_get_n_connections (fx.extor[i]), ==, before[i]);
+
+  useraddr = soup_echo (url, "127.0.0.2", "203.0.113.9", &which);
   assert_useraddr_host (useraddr, "127.0.0.2");
 }
 
@@ -988,6 +1056,7 @@ main (int    argc,
 
   g_test_add_func ("/nginx/tls-upgrade-load-balanced", test_load_balanced_tls_upgrade);
   g_test_add_func ("/nginx/forged-header-through-nginx", test_forged_header_through_nginx);
+  g_test_add_func ("/nginx/forged-open-quote-through-nginx", test_forged_open_quote_through_nginx);
   g_test_add_func ("/nginx/forged-header-direct-untrusted", test_forged_header_direct_untrusted);
   g_test_add_func ("/nginx/header-direct-trusted-control", test_header_direct_trusted_control);
   g_test_add_func ("/nginx/client-binary/binary", test_client_binary_binary);

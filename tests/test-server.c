@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
 #include <libsoup/soup.h>
 #include <signal.h>
@@ -24,6 +25,8 @@
 #include <sys/socket.h>
 
 #include "twp-extorport.h"
+#include "twp-metrics-endpoint.h"
+#include "twp-server-stats.h"
 #include "twp-test-extor-server.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -551,6 +554,31 @@ raw_connect (guint16 port)
   return raw;
 }
 
+/* A connection from @local_ip (any 127.0.0.0/8 address is this machine):
+ * a second client address for per-address tests. */
+static Raw *
+raw_connect_from (guint16     port,
+                  const char *local_ip)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GSocketAddress) local = g_inet_socket_address_new_from_string (local_ip, 0);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new_from_string ("127.0.0.1", port);
+  g_autoptr(GError) error = NULL;
+  Raw *raw;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_bind (socket, local, FALSE, &error);
+  g_assert_no_error (error);
+  g_socket_connect (socket, address, NULL, &error);
+  g_assert_no_error (error);
+  g_socket_set_blocking (socket, FALSE);
+  raw = g_new0 (Raw, 1);
+  raw->socket = g_steal_pointer (&socket);
+  raw->in = g_byte_array_new ();
+  return raw;
+}
+
 static void
 raw_free (Raw *raw)
 {
@@ -888,16 +916,16 @@ raw_expect_close (Raw     *raw,
   g_assert_true (raw_wait_eof (raw, 7000));
 }
 
-/* Opens a WebSocket by hand; asserts the status and, for 101, the accept
- * value. @extra_headers are complete "Name: value\r\n" lines. */
+/* Sends an upgrade request on @raw; asserts the status and, for 101, the
+ * accept value. @extra_headers are complete "Name: value\r\n" lines. */
 static Raw *
-ws_open (guint16      port,
-         const char  *path,
-         const char  *extra_headers,
-         guint        expected_status,
-         char       **head_out)
+ws_upgrade (Raw         *raw,
+            guint16      port,
+            const char  *path,
+            const char  *extra_headers,
+            guint        expected_status,
+            char       **head_out)
 {
-  Raw *raw = raw_connect (port);
   g_autofree char *request = NULL;
   g_autofree char *head = NULL;
 
@@ -923,6 +951,37 @@ ws_open (guint16      port,
   if (head_out != NULL)
     *head_out = g_steal_pointer (&head);
   return raw;
+}
+
+/* Opens a WebSocket by hand (see ws_upgrade ()). */
+static Raw *
+ws_open (guint16      port,
+         const char  *path,
+         const char  *extra_headers,
+         guint        expected_status,
+         char       **head_out)
+{
+  return ws_upgrade (raw_connect (port), port, path, extra_headers, expected_status, head_out);
+}
+
+/* TRUE when the server closed @raw without sending a byte. */
+static gboolean
+raw_closed_unanswered (Raw   *raw,
+                       guint  timeout_ms)
+{
+  gint64 deadline = deadline_in (timeout_ms);
+
+  while (!raw->eof)
+    if (!raw_read_some (raw, deadline))
+      return FALSE;
+  return raw->in->len == 0;
+}
+
+/* TRUE while the server has neither closed @raw nor sent anything on it. */
+static gboolean
+raw_still_waiting (Raw *raw)
+{
+  return g_socket_condition_check (raw->socket, G_IO_IN | G_IO_HUP | G_IO_ERR) == 0;
 }
 
 static guint8 *
@@ -2280,8 +2339,245 @@ assert_useraddr_for (Bridge     *bridge,
   ws_echo (raw, 100, FALSE);
 }
 
-/* X6 behind a reverse proxy: the forwarded address only from a trusted
- * peer (otherwise any client could choose its own). */
+/* Issue 11: a trusted proxy's header that names no client address is
+ * refused, never carried on as the proxy's own (loopback, exempt) address;
+ * tor hears nothing of it. */
+static void
+assert_refused_for (Bridge     *bridge,
+                    const char *header,
+                    guint       status)
+{
+  guint before = twp_test_extor_server_get_n_connections (bridge->extor);
+  g_autoptr(Raw) raw = ws_open (bridge->port, "/", header, status, NULL);
+
+  g_assert_true (raw_wait_eof (raw, 5000));
+  g_assert_cmpuint (twp_test_extor_server_get_n_connections (bridge->extor), ==, before);
+}
+
+/* A request to try again and again: the status, or 0 when the server
+ * closed the connection without an answer. */
+static guint
+try_upgrade_from (guint16     port,
+                  const char *local_ip)
+{
+  g_autoptr(Raw) raw = raw_connect_from (port, local_ip);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *request = g_strdup_printf ("GET / HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                                              "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                              "Sec-WebSocket-Key: " WS_KEY "\r\n"
+                                              "Sec-WebSocket-Version: 13\r\n\r\n", port);
+  g_autofree char *head = NULL;
+
+  /* A connection closed at accept may refuse the request itself. */
+  if (!raw_send_until (raw, request, strlen (request), deadline_in (10000), &error))
+    return 0;
+  head = raw_read_head (raw, 10000);
+  if (head == NULL)
+    {
+      g_assert_true (raw->eof);
+      return 0;
+    }
+  return http_status (head);
+}
+
+/* Issue 11 (S11): connections count against their address from accept on,
+ * so one address holding half-open connections (that never send a whole
+ * head) cannot take the slots of another address. A declared proxy (one
+ * that never connects here) turns the loopback exemption off, so that
+ * 127.0.0.2 and 127.0.0.3 are two ordinary client addresses. */
+static void
+test_per_address_half_open (void)
+{
+  g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO,
+                                           "websocket:trusted-proxy=192.0.2.1;"
+                                           "websocket:max-connections-per-ip=3;"
+                                           "websocket:handshake-timeout=120");
+  g_autoptr(GPtrArray) half = g_ptr_array_new_with_free_func ((GDestroyNotify) raw_free);
+  g_autoptr(Raw) extra = NULL;
+  g_autoptr(Raw) other = NULL;
+  g_autofree char *expected = NULL;
+  gint64 deadline;
+  guint status;
+
+  for (guint i = 0; i < 3; i++)
+    {
+      Raw *raw = raw_connect_from (bridge->port, "127.0.0.2");
+
+      raw_send_str (raw, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+      g_ptr_array_add (half, raw);
+    }
+  /* The fourth from that address is closed at once, unanswered: the
+   * server accepts in order, so the three above already count. */
+  extra = raw_connect_from (bridge->port, "127.0.0.2");
+  g_assert_true (raw_closed_unanswered (extra, 10000));
+
+  /* Another address is served meanwhile, and tor learns it. */
+  other = ws_upgrade (raw_connect_from (bridge->port, "127.0.0.3"), bridge->port, "/", NULL, 101, NULL);
+  expected = g_strdup_printf ("127.0.0.3:%u", raw_local_port (other));
+  g_assert_cmpstr (twp_test_extor_server_get_last_useraddr (bridge->extor), ==, expected);
+  ws_echo (other, 1000, FALSE);
+  for (guint i = 0; i < half->len; i++)
+    g_assert_true (raw_still_waiting (g_ptr_array_index (half, i)));
+
+  /* A slot given back is a slot again, once the server noticed the close. */
+  g_ptr_array_remove_index (half, 0);
+  deadline = deadline_in (10000);
+  while ((status = try_upgrade_from (bridge->port, "127.0.0.2")) == 0)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      iterate_for (50);
+    }
+  g_assert_cmpuint (status, ==, 101);
+}
+
+/* Issue 11: at max-connections the oldest connections still without a
+ * complete head are closed for a newcomer, never open tunnels; only when
+ * every slot is a tunnel is the newcomer refused. Loopback peers are not
+ * counted per address here (no trusted proxy), so only the cap applies. */
+static void
+test_max_connections_evicts_half_open (void)
+{
+  g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO,
+                                           "websocket:max-connections=6;"
+                                           "websocket:handshake-timeout=120");
+  g_autoptr(GPtrArray) tunnels = g_ptr_array_new_with_free_func ((GDestroyNotify) raw_free);
+  g_autoptr(GPtrArray) half = g_ptr_array_new_with_free_func ((GDestroyNotify) raw_free);
+  g_autoptr(Raw) refused = NULL;
+
+  for (guint i = 0; i < 2; i++)
+    g_ptr_array_add (tunnels, ws_open (bridge->port, "/", NULL, 101, NULL));
+  for (guint i = 0; i < 4; i++)
+    {
+      Raw *raw = raw_connect (bridge->port);
+
+      /* Half a head, or nothing at all. */
+      if (i % 2 == 0)
+        raw_send_str (raw, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+      g_ptr_array_add (half, raw);
+    }
+
+  /* The cap is reached: each good client costs the oldest half-open one. */
+  for (guint i = 0; i < 4; i++)
+    {
+      g_ptr_array_add (tunnels, ws_open (bridge->port, "/", NULL, 101, NULL));
+      g_assert_true (raw_closed_unanswered (g_ptr_array_index (half, i), 10000));
+      for (guint j = i + 1; j < half->len; j++)
+        g_assert_true (raw_still_waiting (g_ptr_array_index (half, j)));
+    }
+
+  /* Six tunnels: the next one is refused, and every tunnel still works. */
+  refused = raw_connect (bridge->port);
+  g_assert_true (raw_closed_unanswered (refused, 10000));
+  for (guint i = 0; i < tunnels->len; i++)
+    ws_echo (g_ptr_array_index (tunnels, i), 1000, FALSE);
+  g_assert_cmpuint (twp_test_extor_server_get_n_okay (bridge->extor), ==, 6);
+}
+
+/* Whether tor got a LOG warning holding @text. */
+static gboolean
+proc_warned (Proc       *proc,
+             const char *text)
+{
+  for (guint i = 0; i < proc->lines->len; i++)
+    {
+      const char *line = g_ptr_array_index (proc->lines, i);
+
+      if (g_str_has_prefix (line, "LOG SEVERITY=warning ") && strstr (line, text) != NULL)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+typedef struct {
+  Proc *proc;
+  const char *text;
+} LogWait;
+
+static gboolean
+log_seen (gpointer data)
+{
+  LogWait *wait = data;
+
+  return proc_warned (wait->proc, wait->text);
+}
+
+/* The client gets the documented 503 (not a bare close at the handshake
+ * deadline) and tor's log names @step. */
+static void
+assert_tor_stall_answered (Proc       *proc,
+                           const char *step)
+{
+  g_autoptr(Raw) raw = ws_open (proc->port, "/", NULL, 503, NULL);
+  LogWait wait = { proc, step };
+
+  g_assert_true (raw_wait_eof (raw, 10000));
+  g_assert_true (wait_until (log_seen, &wait, 10000));
+  g_assert_false (proc->exited);
+}
+
+/* Issue 11 (X5): tor's step has its own deadline inside the handshake one
+ * (handshake-timeout=6: 3 s for tor), whichever step stalls: an ExtORPort
+ * that accepts and never speaks, one that never says OKAY, and one whose
+ * accept queue is full (the connect itself stalls). */
+static void
+test_extorport_silent (void)
+{
+  const struct {
+    TwpTestExtOrMode mode;
+    const char *step;
+  } cases[] = {
+    { TWP_TEST_EXTOR_MODE_SILENT, "waiting for tor's authentication types" },
+    { TWP_TEST_EXTOR_MODE_NO_OKAY, "waiting for OKAY" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(Bridge) bridge = bridge_start (cases[i].mode, "websocket:handshake-timeout=6");
+
+      assert_tor_stall_answered (bridge->proc, cases[i].step);
+      g_assert_cmpuint (twp_test_extor_server_get_n_connections (bridge->extor), ==, 1);
+      g_assert_cmpuint (twp_test_extor_server_get_n_okay (bridge->extor), ==, 0);
+    }
+
+  {
+    g_autofree char *dir = make_tmpdir ();
+    g_autoptr(TwpTestExtOrServer) extor = twp_test_extor_server_new (dir, TWP_TEST_EXTOR_MODE_ECHO);
+    g_autoptr(GSocket) listener = NULL;
+    g_autoptr(GSocketAddress) any = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+    g_autoptr(GSocketAddress) bound = NULL;
+    g_autoptr(Raw) filler = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *address = NULL;
+    g_auto(GStrv) env = NULL;
+
+    /* A listener that never accepts, its queue (backlog 0: one) full:
+     * Linux drops further SYNs, so connecting to it stalls. */
+    listener = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+    g_assert_no_error (error);
+    g_socket_set_listen_backlog (listener, 0);
+    g_socket_bind (listener, any, FALSE, &error);
+    g_assert_no_error (error);
+    g_socket_listen (listener, &error);
+    g_assert_no_error (error);
+    bound = g_socket_get_local_address (listener, &error);
+    g_assert_no_error (error);
+    filler = raw_connect (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+    address = g_strdup_printf ("127.0.0.1:%u", g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+
+    env = server_environ (dir, extor, NULL, "websocket:handshake-timeout=6");
+    env = g_environ_setenv (env, "TOR_PT_EXTENDED_SERVER_PORT", address, TRUE);
+    {
+      g_autoptr(Proc) proc = proc_spawn ("--server", env);
+
+      g_assert_true (proc_wait_done (proc));
+      assert_tor_stall_answered (proc, "connecting stalled for 3000 ms");
+      proc_stop (g_steal_pointer (&proc));
+    }
+    g_socket_close (listener, NULL);
+    remove_tree (dir);
+  }
+}
+
 /* S11: one client address gets at most max-connections-per-ip tunnels;
  * others are still served, and a freed slot can be used again. The address
  * comes through a trusted proxy because loopback is exempt. */
@@ -2340,10 +2636,18 @@ test_trusted_proxy (void)
     assert_useraddr_for (bridge, "X-Forwarded-For: 203.0.113.9\r\n", "203.0.113.9");
     /* The header the proxy appends to is the last element. */
     assert_useraddr_for (bridge, "X-Forwarded-For: 198.51.100.1, 203.0.113.9\r\n", "203.0.113.9");
-    assert_useraddr_for (bridge, "X-Forwarded-For: not-an-address\r\n", "127.0.0.1");
+    /* The proxy's own request (no header) is its own. */
+    assert_useraddr_for (bridge, NULL, "127.0.0.1");
     /* By default only X-Forwarded-For counts: nginx passes a client's own
      * Forwarded header through untouched. */
     assert_useraddr_for (bridge, "Forwarded: for=\"[2001:db8::7]:4711\"\r\n", "127.0.0.1");
+    /* Issue 11: no client address in the proxy's header: 400. */
+    assert_refused_for (bridge, "X-Forwarded-For: not-an-address\r\n", 400);
+    assert_refused_for (bridge, "X-Forwarded-For: \"x, 203.0.113.9\r\n", 400);
+    assert_refused_for (bridge, "X-Forwarded-For: 0.0.0.0\r\n", 400);
+    assert_refused_for (bridge, "X-Forwarded-For: 198.51.100.1, ::\r\n", 400);
+    assert_refused_for (bridge, "X-Forwarded-For: 224.0.0.1\r\n", 400);
+    assert_useraddr_for (bridge, "X-Forwarded-For: 203.0.113.9\r\n", "203.0.113.9");
   }
   {
     g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO,
@@ -2353,6 +2657,8 @@ test_trusted_proxy (void)
     assert_useraddr_for (bridge, "Forwarded: for=\"[2001:db8::7]:4711\"\r\n", "[2001:db8::7]");
     assert_useraddr_for (bridge, "Forwarded: for=192.0.2.60;proto=http\r\n", "192.0.2.60");
     assert_useraddr_for (bridge, "X-Forwarded-For: 203.0.113.9\r\n", "127.0.0.1");
+    assert_refused_for (bridge, "Forwarded: for=\"x, for=203.0.113.9\r\n", 400);
+    assert_refused_for (bridge, "Forwarded: for=\"[::]\"\r\n", 400);
   }
   {
     g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO, NULL);
@@ -2544,6 +2850,770 @@ test_tls (void)
   remove_tree (certdir);
 }
 
+/* ---- 8. metrics ----------------------------------------------------------- */
+
+/* Addresses and names the metrics tests use; none may show in a scrape or
+ * in tor's log. */
+#define CLIENT_A "203.0.113.9"
+#define CLIENT_B "198.51.100.7"
+#define ORIGIN_OK "https://ok.example"
+#define ORIGIN_BAD "https://evil.example"
+
+/* The body of GET /metrics, after checking the response head. */
+static char *
+metrics_scrape (guint16 port)
+{
+  g_autoptr(Raw) raw = raw_connect (port);
+  g_autofree char *head = NULL;
+  g_autofree char *type = NULL;
+  g_autofree char *length = NULL;
+  guint64 len;
+  char *body;
+
+  raw_send_str (raw, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n");
+  head = raw_read_head (raw, 10000);
+  g_assert_nonnull (head);
+  g_assert_cmpuint (http_status (head), ==, 200);
+  type = http_header (head, "content-type");
+  g_assert_cmpstr (type, ==, "text/plain; version=0.0.4; charset=utf-8");
+  length = http_header (head, "content-length");
+  g_assert_nonnull (length);
+  g_assert_true (g_ascii_string_to_unsigned (length, 10, 1, 1 * MIB, &len, NULL));
+  g_assert_true (raw_fill (raw, len, deadline_in (10000)));
+  body = g_strndup ((const char *) raw->in->data, len);
+  g_assert_cmpuint (strlen (body), ==, len);
+  /* One response per connection. */
+  g_byte_array_set_size (raw->in, 0);
+  g_assert_true (raw_wait_eof (raw, 10000));
+  return body;
+}
+
+/* The value of one series ("name" or "name{labels}"), which must exist. */
+static guint64
+metric (const char *body,
+        const char *series)
+{
+  g_autofree char *needle = g_strdup_printf ("\n%s ", series);
+  g_autofree char *text = NULL;
+  const char *found = strstr (body, needle);
+  guint64 value;
+
+  if (found == NULL)
+    g_error ("no series %s in the scrape", series);
+  found += strlen (needle);
+  text = g_strndup (found, strcspn (found, "\n"));
+  g_assert_true (g_ascii_string_to_unsigned (text, 10, 0, G_MAXUINT64, &value, NULL));
+  return value;
+}
+
+/* Scrapes until @series reads @expected: the server updates some counters
+ * only after our side of a connection is done. */
+static void
+assert_metric_reaches (guint16     port,
+                       const char *series,
+                       guint64     expected)
+{
+  gint64 deadline = deadline_in (15000);
+
+  for (;;)
+    {
+      g_autofree char *body = metrics_scrape (port);
+      guint64 value = metric (body, series);
+
+      if (value == expected)
+        return;
+      if (value > expected || g_get_monotonic_time () >= deadline)
+        g_error ("%s is %" G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, series, value, expected);
+      iterate_for (50);
+    }
+}
+
+/* Debian's promtool (package prometheus) lints the exposition. */
+static void
+assert_promtool_accepts (const char *body)
+{
+  g_autofree char *promtool = g_find_program_in_path ("promtool");
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *output = NULL;
+
+  /* scripts/install-deps.sh installs it: its absence is a failure. */
+  g_assert_nonnull (promtool);
+  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                              G_SUBPROCESS_FLAGS_STDERR_MERGE, &error,
+                              promtool, "check", "metrics", NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (process, body, NULL, &output, NULL, &error);
+  g_assert_no_error (error);
+  if (output[0] != '\0')
+    g_test_message ("promtool: %s", output);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+  g_assert_cmpstr (output, ==, "");
+}
+
+/* Nothing that identifies a client, the bridge or its configuration. */
+static void
+assert_nothing_identifying (const char *text,
+                            guint16     port)
+{
+  static const char *const secrets[] = { CLIENT_A, CLIENT_B, "ok.example", "evil.example", "127.0.0.1",
+                                         "localhost", "/ws", NULL };
+  g_autofree char *port_text = g_strdup_printf (":%u", port);
+
+  for (guint i = 0; secrets[i] != NULL; i++)
+    if (strstr (text, secrets[i]) != NULL)
+      g_error ("\"%s\" appears in: %s", secrets[i], text);
+  g_assert_null (strstr (text, port_text));
+}
+
+static void
+assert_logs_identify_nothing (Proc    *proc,
+                              guint16  port)
+{
+  for (guint i = 0; i < proc->lines->len; i++)
+    {
+      const char *line = g_ptr_array_index (proc->lines, i);
+
+      if (g_str_has_prefix (line, "LOG "))
+        assert_nothing_identifying (line, port);
+    }
+}
+
+/* A bridge with metrics on a free loopback port and a heartbeat every
+ * second. */
+static Bridge *
+metrics_bridge_start (TwpTestExtOrMode  mode,
+                      const char       *options,
+                      guint16          *metrics_port)
+{
+  Bridge *bridge = g_new0 (Bridge, 1);
+  g_auto(GStrv) env = NULL;
+  g_autofree char *all_options = NULL;
+
+  *metrics_port = pick_free_port ();
+  /* pt-spec: a colon inside a value is escaped. */
+  all_options = g_strdup_printf ("websocket:metrics=127.0.0.1\\:%u%s%s", *metrics_port,
+                                 options != NULL ? ";" : "", options != NULL ? options : "");
+  bridge->dir = make_tmpdir ();
+  bridge->extor = twp_test_extor_server_new (bridge->dir, mode);
+  env = server_environ (bridge->dir, bridge->extor, NULL, all_options);
+  env = g_environ_setenv (env, "TWP_HEARTBEAT_SECONDS_FOR_TESTS", "1", TRUE);
+  bridge->proc = proc_spawn ("--server", env);
+  g_assert_true (proc_wait_done (bridge->proc));
+  bridge->port = bridge->proc->port;
+  return bridge;
+}
+
+typedef struct {
+  Proc *proc;
+  const char *const *needles;
+} HeartbeatWait;
+
+static gboolean
+heartbeat_seen (gpointer data)
+{
+  HeartbeatWait *wait = data;
+
+  for (guint i = 0; i < wait->proc->lines->len; i++)
+    {
+      const char *line = g_ptr_array_index (wait->proc->lines, i);
+      gboolean all = g_str_has_prefix (line, "LOG SEVERITY=notice MESSAGE=") &&
+                     strstr (line, "Heartbeat: ") != NULL;
+
+      for (guint j = 0; all && wait->needles[j] != NULL; j++)
+        all = strstr (line, wait->needles[j]) != NULL;
+      if (all)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Keeps what arrives until the peer closes; FALSE at the deadline. */
+static gboolean
+raw_read_until_eof (Raw   *raw,
+                    guint  timeout_ms)
+{
+  gint64 deadline = deadline_in (timeout_ms);
+
+  while (!raw->eof)
+    if (!raw_read_some (raw, deadline))
+      return FALSE;
+  return TRUE;
+}
+
+/* Sends a hand-written request and expects @status. */
+static void
+raw_request_expect (guint16     port,
+                    const char *request,
+                    guint       status)
+{
+  g_autoptr(Raw) raw = raw_connect (port);
+  g_autofree char *head = NULL;
+
+  raw_send_str (raw, request);
+  head = raw_read_head (raw, 10000);
+  g_assert_nonnull (head);
+  g_assert_cmpuint (http_status (head), ==, status);
+}
+
+/* Traffic and attacks on one bridge; every counter moves by exactly what
+ * was done, the exposition passes promtool, and neither the scrape nor
+ * tor's log (the hourly line, here every second) names anyone. */
+static void
+test_metrics_counters (void)
+{
+  guint16 mport;
+  g_autoptr(Bridge) bridge = metrics_bridge_start (TWP_TEST_EXTOR_MODE_ECHO,
+                                                   "websocket:path=/ws;websocket:origin=https\\://ok.example;"
+                                                   "websocket:trusted-proxy=127.0.0.1;"
+                                                   "websocket:max-connections-per-ip=1;"
+                                                   "websocket:handshake-timeout=2", &mport);
+  const char *ok = "Origin: " ORIGIN_OK "\r\n";
+  g_autofree char *hello = g_strdup_printf ("Origin: %s\r\nX-Forwarded-For: %s\r\n", ORIGIN_OK, CLIENT_A);
+  g_autofree char *base64 = g_strdup_printf ("Origin: %s\r\nX-Forwarded-For: %s\r\n"
+                                             "Sec-WebSocket-Protocol: base64\r\n", ORIGIN_OK, CLIENT_B);
+  g_autofree char *body = NULL;
+  guint64 bytes = 0;
+
+  body = metrics_scrape (mport);
+  assert_promtool_accepts (body);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_connections_accepted_total"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_completed_total"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_connections_max"), ==, 16384);
+  g_clear_pointer (&body, g_free);
+
+  {
+    /* A binary tunnel, open while we look, then closed cleanly. */
+    g_autoptr(Raw) tunnel = ws_open (bridge->port, "/ws", hello, 101, NULL);
+
+    ws_echo (tunnel, 60000, FALSE);
+    bytes += 60000;
+    body = metrics_scrape (mport);
+    g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_open{mode=\"binary\",scheme=\"ws\"}"), ==, 1);
+    g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_total{mode=\"binary\",scheme=\"ws\"}"), ==, 1);
+    g_assert_cmpuint (metric (body, "tor_websocket_proxy_connections_open"), ==, 1);
+    g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_completed_total"), ==, 1);
+    g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshake_duration_seconds_count"), ==, 1);
+    g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_setup_duration_seconds_count"), ==, 1);
+    g_assert_cmpuint (metric (body, "tor_websocket_proxy_bytes_total{direction=\"from_websocket\"}"), ==, bytes);
+    g_assert_cmpuint (metric (body, "tor_websocket_proxy_bytes_total{direction=\"to_websocket\"}"), ==, bytes);
+    g_clear_pointer (&body, g_free);
+
+    /* The same address again while its one slot is taken: 429. */
+    raw_free (ws_open (bridge->port, "/ws", hello, 429, NULL));
+    /* Gone without a close frame. */
+  }
+  assert_metric_reaches (mport, "tor_websocket_proxy_tunnel_closes_total{reason=\"abnormal\"}", 1);
+  {
+    g_autoptr(Raw) tunnel = ws_open (bridge->port, "/ws", hello, 101, NULL);
+
+    ws_echo (tunnel, 1000, FALSE);
+    bytes += 1000;
+    raw_send_close (tunnel, 1000);
+    raw_expect_close (tunnel, 1000);
+  }
+  assert_metric_reaches (mport, "tor_websocket_proxy_tunnel_closes_total{reason=\"normal\"}", 1);
+  {
+    /* base64, then text that is not base64: 1007. */
+    g_autoptr(Raw) tunnel = ws_open (bridge->port, "/ws", base64, 101, NULL);
+
+    ws_echo (tunnel, 3000, TRUE);
+    bytes += 3000;
+    raw_send_frame (tunnel, 0x81, "!!!!", 4);
+    raw_expect_close (tunnel, 1007);
+  }
+  {
+    /* Unmasked: 1002. */
+    g_autoptr(Raw) tunnel = ws_open (bridge->port, "/ws", ok, 101, NULL);
+    g_autoptr(GByteArray) frame = g_byte_array_new ();
+
+    frame_append (frame, 0x82, FALSE, "hello", 5);
+    raw_send (tunnel, frame->data, frame->len);
+    raw_expect_close (tunnel, 1002);
+  }
+  {
+    /* Text without base64: 1003. */
+    g_autoptr(Raw) tunnel = ws_open (bridge->port, "/ws", ok, 101, NULL);
+
+    raw_send_frame (tunnel, 0x81, "SGVsbG8=", 8);
+    raw_expect_close (tunnel, 1003);
+  }
+  {
+    /* Too big: 1009. */
+    g_autoptr(Raw) tunnel = ws_open (bridge->port, "/ws", ok, 101, NULL);
+    g_autoptr(GByteArray) frame = g_byte_array_new ();
+    guint8 mask[4];
+
+    frame_append_header (frame, 0x82, TRUE, 100 * MIB, mask);
+    raw_send (tunnel, frame->data, frame->len);
+    raw_expect_close (tunnel, 1009);
+  }
+  {
+    /* The peer closes with a status of its own. */
+    g_autoptr(Raw) tunnel = ws_open (bridge->port, "/ws", ok, 101, NULL);
+
+    raw_send_close (tunnel, 4000);
+    raw_expect_close (tunnel, 4000);
+  }
+
+  /* Refusals, one of each. */
+  g_clear_pointer (&body, g_free);
+  raw_free (ws_open (bridge->port, "/nope", ok, 404, NULL));
+  raw_free (ws_open (bridge->port, "/ws", "Origin: " ORIGIN_BAD "\r\n", 403, NULL));
+  raw_request_expect (bridge->port,
+                      "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 8\r\n\r\n", 426);
+  raw_request_expect (bridge->port, "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", 404);
+  raw_request_expect (bridge->port, "NOT HTTP AT ALL\r\n\r\n", 400);
+  {
+    /* Half a request, then silence: dropped at handshake-timeout. */
+    g_autoptr(Raw) slow = raw_connect (bridge->port);
+
+    raw_send_str (slow, "GET /ws HTTP/1.1\r\n");
+    g_assert_true (raw_wait_eof (slow, 10000));
+  }
+
+  assert_metric_reaches (mport, "tor_websocket_proxy_connections_open", 0);
+  assert_metric_reaches (mport, "tor_websocket_proxy_tunnel_closes_total{reason=\"peer_close\"}", 1);
+  assert_metric_reaches (mport, "tor_websocket_proxy_tunnel_closes_total{reason=\"protocol\"}", 4);
+  body = metrics_scrape (mport);
+  assert_promtool_accepts (body);
+  g_test_message ("%s", body);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_connections_accepted_total"), ==, 14);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_total{mode=\"binary\",scheme=\"ws\"}"), ==, 6);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_total{mode=\"base64\",scheme=\"ws\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_total{mode=\"binary\",scheme=\"wss\"}"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_open{mode=\"binary\",scheme=\"ws\"}"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_open{mode=\"base64\",scheme=\"ws\"}"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_completed_total"), ==, 7);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshake_duration_seconds_count"), ==, 7);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshake_duration_seconds_bucket{le=\"+Inf\"}"), ==, 7);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_setup_duration_seconds_count"), ==, 7);
+  {
+    /* One refusal of each kind done above, none of the others. */
+    static const guint64 refused[TWP_SERVER_N_REFUSALS] = {
+      [TWP_SERVER_REFUSAL_BAD_PATH] = 1,
+      [TWP_SERVER_REFUSAL_ORIGIN] = 1,
+      [TWP_SERVER_REFUSAL_OLD_VERSION] = 1,
+      [TWP_SERVER_REFUSAL_PER_ADDRESS_LIMIT] = 1,
+      [TWP_SERVER_REFUSAL_HANDSHAKE_TIMEOUT] = 1,
+      [TWP_SERVER_REFUSAL_NOT_WEBSOCKET] = 1,
+      [TWP_SERVER_REFUSAL_BAD_REQUEST] = 1,
+    };
+
+    for (guint i = 0; i < TWP_SERVER_N_REFUSALS; i++)
+      {
+        g_autofree char *series = g_strdup_printf ("tor_websocket_proxy_handshakes_refused_total{reason=\"%s\"}",
+                                                   twp_server_refusal_to_string (i));
+
+        g_assert_cmpuint (metric (body, series), ==, refused[i]);
+      }
+  }
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnel_closes_total{reason=\"normal\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnel_closes_total{reason=\"abnormal\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnel_closes_total{reason=\"idle\"}"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnel_closes_total{reason=\"stall\"}"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnel_closes_total{reason=\"keepalive\"}"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_protocol_closes_total{code=\"1002\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_protocol_closes_total{code=\"1003\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_protocol_closes_total{code=\"1007\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_protocol_closes_total{code=\"1009\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_peer_closes_total{code=\"1000\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_peer_closes_total{code=\"other\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_bytes_total{direction=\"from_websocket\"}"), ==, bytes);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_bytes_total{direction=\"to_websocket\"}"), ==, bytes);
+  for (guint i = 0; i < TWP_SERVER_N_EXTORPORT_FAILURES; i++)
+    {
+      g_autofree char *series = g_strdup_printf ("tor_websocket_proxy_extorport_failures_total{kind=\"%s\"}",
+                                                 twp_server_extorport_failure_to_string (i));
+
+      g_assert_cmpuint (metric (body, series), ==, 0);
+    }
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_resident_memory_bytes"), >, 1 * MIB);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_open_fds"), >=, 4);
+  assert_nothing_identifying (body, bridge->port);
+
+  {
+    /* The heartbeat in tor's log says the same. */
+    static const char *const needles[] = { "7 opened since start", "bad_path 1", "per_address_limit 1",
+                                           "protocol 4", "ExtORPort failures: none", NULL };
+    HeartbeatWait wait = { bridge->proc, needles };
+
+    g_assert_true (wait_until (heartbeat_seen, &wait, 10000));
+  }
+  assert_logs_identify_nothing (bridge->proc, bridge->port);
+}
+
+/* tor's side failing, by kind, and the connection cap. */
+static void
+test_metrics_extorport (void)
+{
+  guint16 mport;
+  g_autoptr(Bridge) bridge = metrics_bridge_start (TWP_TEST_EXTOR_MODE_AUTH_FAIL, "websocket:max-connections=2",
+                                                   &mport);
+  const char *cookie = twp_test_extor_server_get_cookie_path (bridge->extor);
+  g_autofree char *body = NULL;
+
+  raw_free (ws_open (bridge->port, "/", NULL, 503, NULL));
+  assert_metric_reaches (mport, "tor_websocket_proxy_extorport_failures_total{kind=\"auth\"}", 1);
+  twp_test_extor_server_set_mode (bridge->extor, TWP_TEST_EXTOR_MODE_DENY);
+  raw_free (ws_open (bridge->port, "/", NULL, 503, NULL));
+  assert_metric_reaches (mport, "tor_websocket_proxy_extorport_failures_total{kind=\"denied\"}", 1);
+  twp_test_extor_server_set_mode (bridge->extor, TWP_TEST_EXTOR_MODE_CLOSE_AFTER_NONCE);
+  raw_free (ws_open (bridge->port, "/", NULL, 503, NULL));
+  assert_metric_reaches (mport, "tor_websocket_proxy_extorport_failures_total{kind=\"closed\"}", 1);
+  twp_test_extor_server_set_mode (bridge->extor, TWP_TEST_EXTOR_MODE_ECHO);
+  g_assert_cmpint (g_unlink (cookie), ==, 0);
+  raw_free (ws_open (bridge->port, "/", NULL, 503, NULL));
+  assert_metric_reaches (mport, "tor_websocket_proxy_extorport_failures_total{kind=\"cookie\"}", 1);
+  twp_test_extor_server_regenerate_cookie (bridge->extor);
+  assert_normal_client_works (bridge->port);
+
+  {
+    /* Two connections that never speak fill max-connections=2: the
+     * third is closed at accept. */
+    g_autoptr(Raw) first = raw_connect (bridge->port);
+    g_autoptr(Raw) second = raw_connect (bridge->port);
+    g_autoptr(Raw) third = NULL;
+
+    g_assert_nonnull (first);
+    g_assert_nonnull (second);
+    assert_metric_reaches (mport, "tor_websocket_proxy_connections_open", 2);
+    third = raw_connect (bridge->port);
+    g_assert_true (raw_wait_eof (third, 10000));
+    assert_metric_reaches (mport, "tor_websocket_proxy_handshakes_refused_total{reason=\"connection_cap\"}", 1);
+  }
+
+  body = metrics_scrape (mport);
+  assert_promtool_accepts (body);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_connections_max"), ==, 2);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"tor_unavailable\"}"),
+                    ==, 4);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_failures_total{kind=\"connect\"}"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_failures_total{kind=\"protocol\"}"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_total{mode=\"binary\",scheme=\"ws\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_setup_duration_seconds_count"), ==, 1);
+  assert_nothing_identifying (body, bridge->port);
+}
+
+/* tor's Extended ORPort is not listening at all. */
+static void
+test_metrics_extorport_down (void)
+{
+  g_autofree char *dir = make_tmpdir ();
+  g_autoptr(TwpTestExtOrServer) extor = twp_test_extor_server_new (dir, TWP_TEST_EXTOR_MODE_ECHO);
+  guint16 mport = pick_free_port ();
+  g_autofree char *options = g_strdup_printf ("websocket:metrics=127.0.0.1\\:%u", mport);
+  g_autofree char *nowhere = g_strdup_printf ("127.0.0.1:%u", pick_free_port ());
+  g_auto(GStrv) env = server_environ (dir, extor, NULL, options);
+  g_autoptr(Proc) proc = NULL;
+  g_autofree char *body = NULL;
+
+  env = g_environ_setenv (env, "TOR_PT_EXTENDED_SERVER_PORT", nowhere, TRUE);
+  proc = proc_spawn ("--server", env);
+  g_assert_true (proc_wait_done (proc));
+  raw_free (ws_open (proc->port, "/", NULL, 503, NULL));
+  assert_metric_reaches (mport, "tor_websocket_proxy_extorport_failures_total{kind=\"connect\"}", 1);
+  body = metrics_scrape (mport);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_handshakes_refused_total{reason=\"tor_unavailable\"}"),
+                    ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_extorport_setup_duration_seconds_count"), ==, 0);
+  proc_stop (g_steal_pointer (&proc));
+  remove_tree (dir);
+}
+
+/* The relay's own ends: keepalive, idle and stall, each on a bridge of its
+ * own so that no two timers race. */
+static void
+test_metrics_relay_timeouts (void)
+{
+  {
+    /* A ping we never answer, then the connection dies. */
+    guint16 mport;
+    g_autoptr(Bridge) bridge = metrics_bridge_start (TWP_TEST_EXTOR_MODE_ECHO, "websocket:keepalive=1", &mport);
+    g_autoptr(Raw) tunnel = ws_open (bridge->port, "/", NULL, 101, NULL);
+    gint64 deadline = deadline_in (15000);
+    guint8 first_byte = 0;
+
+    while (first_byte != 0x89)
+      {
+        g_autoptr(GBytes) payload = NULL;
+
+        g_assert_true (raw_read_frame (tunnel, deadline, &first_byte, &payload));
+      }
+    g_clear_pointer (&tunnel, raw_free);
+    assert_metric_reaches (mport, "tor_websocket_proxy_tunnel_closes_total{reason=\"keepalive\"}", 1);
+  }
+  {
+    guint16 mport;
+    g_autoptr(Bridge) bridge = metrics_bridge_start (TWP_TEST_EXTOR_MODE_ECHO, "websocket:idle-timeout=1", &mport);
+    g_autoptr(Raw) tunnel = ws_open (bridge->port, "/", NULL, 101, NULL);
+
+    raw_expect_close (tunnel, 1001);
+    assert_metric_reaches (mport, "tor_websocket_proxy_tunnel_closes_total{reason=\"idle\"}", 1);
+  }
+  {
+    /* We send and never read: the server's writes to us stall. */
+    guint16 mport;
+    g_autoptr(Bridge) bridge = metrics_bridge_start (TWP_TEST_EXTOR_MODE_ECHO, "websocket:stall-timeout=1",
+                                                     &mport);
+    g_autoptr(Raw) tunnel = ws_open (bridge->port, "/", NULL, 101, NULL);
+    g_autoptr(GByteArray) frame = g_byte_array_new ();
+    g_autofree guint8 *payload = random_bytes (60000);
+    gint64 deadline = deadline_in (60000);
+
+    frame_append (frame, 0x82, TRUE, payload, 60000);
+    for (;;)
+      {
+        g_autoptr(GError) error = NULL;
+
+        /* Until the server gives up on us (an error) or stops reading. */
+        if (!raw_send_until (tunnel, frame->data, frame->len, deadline_in (3000), &error))
+          break;
+        g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      }
+    assert_metric_reaches (mport, "tor_websocket_proxy_tunnel_closes_total{reason=\"stall\"}", 1);
+  }
+}
+
+/* wss:// tunnels count as such; a client that does not speak TLS is a TLS
+ * failure. */
+static void
+test_metrics_tls (void)
+{
+  g_autofree char *certdir = NULL;
+  g_autofree char *cert = NULL;
+  g_autofree char *key = NULL;
+  g_autofree char *pin = NULL;
+  g_autofree char *options = NULL;
+  g_autofree char *args = NULL;
+  g_autofree char *body = NULL;
+  g_autoptr(Chain) chain = NULL;
+  guint16 mport = pick_free_port ();
+  gsize size = 100000;
+  g_autofree guint8 *data = random_bytes (size);
+
+  spawn_without_leak_check = TRUE;
+  certdir = make_tmpdir ();
+  make_certificate (certdir, &cert, &key, &pin);
+  options = g_strdup_printf ("websocket:tls-cert=%s;websocket:tls-key=%s;websocket:metrics=127.0.0.1\\:%u",
+                             cert, key, mport);
+  chain = chain_start (options);
+
+  args = g_strdup_printf ("url=wss://localhost:%u/;cert-sha256=%s", chain->bridge->port, pin);
+  {
+    SocksConn *conn = socks_conn_new (chain->client->port, data, size);
+    SocksRun run = { &conn, 1, args, chain->bridge->port };
+
+    socks_run (&run, 30000);
+    check_socks_done (conn);
+    socks_conn_free (conn);
+  }
+  {
+    g_autoptr(Raw) raw = raw_connect (chain->bridge->port);
+
+    raw_send_str (raw, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n");
+    g_assert_true (raw_wait_eof (raw, 12000));
+  }
+  assert_metric_reaches (mport, "tor_websocket_proxy_handshakes_refused_total{reason=\"tls_failure\"}", 1);
+  body = metrics_scrape (mport);
+  assert_promtool_accepts (body);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_total{mode=\"binary\",scheme=\"wss\"}"), ==, 1);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_tunnels_total{mode=\"binary\",scheme=\"ws\"}"), ==, 0);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_bytes_total{direction=\"from_websocket\"}"), ==, size);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_bytes_total{direction=\"to_websocket\"}"), ==, size);
+  assert_nothing_identifying (body, chain->bridge->port);
+  g_clear_pointer (&chain, chain_free);
+  spawn_without_leak_check = FALSE;
+  remove_tree (certdir);
+}
+
+/* ENV-ERROR before VERSION, with @expected in it and @secret not. */
+static void
+assert_metrics_env_error (const char *options,
+                          const char *expected,
+                          const char *secret)
+{
+  g_autofree char *dir = make_tmpdir ();
+  g_autoptr(TwpTestExtOrServer) extor = twp_test_extor_server_new (dir, TWP_TEST_EXTOR_MODE_ECHO);
+  g_auto(GStrv) env = server_environ (dir, extor, NULL, options);
+  g_autoptr(Proc) proc = proc_spawn ("--server", env);
+  const char *first;
+
+  g_assert_true (proc_wait_exit (proc, 5000));
+  g_assert_true (wait_until (proc_stdout_closed, proc, 5000));
+  g_assert_cmpuint (proc->lines->len, ==, 1);
+  first = g_ptr_array_index (proc->lines, 0);
+  g_test_message ("%s", first);
+  g_assert_true (g_str_has_prefix (first, "ENV-ERROR "));
+  g_assert_nonnull (strstr (first, expected));
+  if (secret != NULL)
+    g_assert_null (strstr (first, secret));
+  g_assert_cmpint (g_subprocess_get_exit_status (proc->process), !=, 0);
+  remove_tree (dir);
+}
+
+/* metrics= only on loopback unless allowed, and it says why; bad values and
+ * a taken port are ENV-ERRORs. */
+static void
+test_metrics_options (void)
+{
+  g_autoptr(GSocket) taken = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autofree char *options = NULL;
+  g_autoptr(GError) error = NULL;
+
+  assert_metrics_env_error ("websocket:metrics=192.0.2.1\\:9100", "not a loopback address", "192.0.2.1");
+  assert_metrics_env_error ("websocket:metrics=0.0.0.0\\:9100", "metrics-allow-remote=1", "0.0.0.0");
+  assert_metrics_env_error ("websocket:metrics=[2001\\:db8\\:\\:1]\\:9100", "not a loopback address", "2001");
+  assert_metrics_env_error ("websocket:metrics=192.0.2.1\\:9100;websocket:metrics-allow-remote=0",
+                            "not a loopback address", "192.0.2.1");
+  assert_metrics_env_error ("websocket:metrics=localhost\\:9100", "metrics= must be", NULL);
+  assert_metrics_env_error ("websocket:metrics=127.0.0.1\\:0", "metrics= must be", NULL);
+  assert_metrics_env_error ("websocket:metrics=relative/path.sock", "metrics= must be", NULL);
+  assert_metrics_env_error ("websocket:metrics-allow-remote=yes", "metrics-allow-remote=", NULL);
+
+  /* A port someone else holds. */
+  taken = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  address = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_assert_true (g_socket_bind (taken, address, FALSE, &error));
+  g_assert_true (g_socket_listen (taken, &error));
+  bound = g_socket_get_local_address (taken, &error);
+  g_assert_no_error (error);
+  options = g_strdup_printf ("websocket:metrics=127.0.0.1\\:%u",
+                             g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+  assert_metrics_env_error (options, "metrics=: cannot listen", "127.0.0.1");
+}
+
+/* An operator may open it up on purpose; the endpoint then answers on
+ * every address. */
+static void
+test_metrics_allow_remote (void)
+{
+  guint16 mport = pick_free_port ();
+  g_autofree char *options = g_strdup_printf ("websocket:metrics=0.0.0.0\\:%u;websocket:metrics-allow-remote=1",
+                                              mport);
+  g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO, options);
+  g_autofree char *body = metrics_scrape (mport);
+
+  g_assert_true (proc_has_done_line (bridge->proc));
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_connections_accepted_total"), ==, 0);
+}
+
+/* Reads everything a Unix socket peer sends until it closes. */
+static char *
+unix_request (const char *path,
+              const char *request)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (path);
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GByteArray) in = g_byte_array_new ();
+  guint8 buf[4096];
+  gssize n;
+
+  /* The server is another process: blocking calls cannot deadlock, and
+   * the socket's timeout bounds each of them. */
+  g_socket_client_set_timeout (client, 10);
+  /* No proxy lookup: libproxy trips AddressSanitizer, and this is loopback. */
+  g_socket_client_set_enable_proxy (client, FALSE);
+  connection = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
+                                            request, strlen (request), NULL, NULL, &error));
+  while ((n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
+                                   buf, sizeof buf, NULL, &error)) > 0)
+    g_byte_array_append (in, buf, n);
+  g_assert_no_error (error);
+  g_byte_array_append (in, (const guint8 *) "", 1);
+  return (char *) g_byte_array_free (g_steal_pointer (&in), FALSE);
+}
+
+/* metrics=/path: the endpoint on a Unix socket, removed on exit; what it
+ * answers to requests other than GET /metrics; its client cap and
+ * deadline. */
+static void
+test_metrics_endpoint (void)
+{
+  g_autofree char *sockdir = make_tmpdir ();
+  g_autofree char *path = g_build_filename (sockdir, "metrics.sock", NULL);
+  g_autofree char *options = g_strdup_printf ("websocket:metrics=%s", path);
+  g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO, options);
+  g_autofree char *response = NULL;
+
+  response = unix_request (path, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_true (g_str_has_prefix (response, "HTTP/1.1 200 OK\r\n"));
+  g_assert_nonnull (strstr (response, "\ntor_websocket_proxy_connections_accepted_total 0\n"));
+  g_clear_pointer (&response, g_free);
+  response = unix_request (path, "HEAD /metrics?x=1 HTTP/1.0\r\n\r\n");
+  g_assert_true (g_str_has_prefix (response, "HTTP/1.1 200 OK\r\n"));
+  g_assert_true (g_str_has_suffix (response, "\r\n\r\n"));
+  g_clear_pointer (&response, g_free);
+  response = unix_request (path, "GET / HTTP/1.1\r\n\r\n");
+  g_assert_true (g_str_has_prefix (response, "HTTP/1.1 404 "));
+  g_clear_pointer (&response, g_free);
+  response = unix_request (path, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  g_assert_true (g_str_has_prefix (response, "HTTP/1.1 405 "));
+  g_assert_nonnull (strstr (response, "\r\nAllow: GET, HEAD\r\n"));
+  g_clear_pointer (&response, g_free);
+  response = unix_request (path, "GET /metrics HTTP/2.0\r\n\r\n");
+  g_assert_true (g_str_has_prefix (response, "HTTP/1.1 400 "));
+  g_clear_pointer (&response, g_free);
+  response = unix_request (path, "GET /metrics HTTP/1.1\r\nBad Header\r\n\r\n");
+  g_assert_true (g_str_has_prefix (response, "HTTP/1.1 400 "));
+  g_clear_pointer (&response, g_free);
+  {
+    g_autofree char *big = g_strnfill (TWP_METRICS_MAX_REQUEST + 100, 'a');
+    g_autofree char *request = g_strdup_printf ("GET /metrics HTTP/1.1\r\nX: %s\r\n\r\n", big);
+
+    response = unix_request (path, request);
+    g_assert_true (g_str_has_prefix (response, "HTTP/1.1 431 "));
+    g_clear_pointer (&response, g_free);
+  }
+
+  proc_stop (g_steal_pointer (&bridge->proc));
+  /* The socket file goes with the process. */
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  remove_tree (sockdir);
+}
+
+/* At most four scrapes at once; a silent one is dropped after its
+ * deadline. */
+static void
+test_metrics_endpoint_limits (void)
+{
+  guint16 mport;
+  g_autoptr(Bridge) bridge = metrics_bridge_start (TWP_TEST_EXTOR_MODE_ECHO, NULL, &mport);
+  g_autoptr(GPtrArray) silent = g_ptr_array_new_with_free_func ((GDestroyNotify) raw_free);
+  g_autoptr(Raw) extra = NULL;
+  g_autofree char *body = NULL;
+
+  /* The server accepts in the kernel's order: these four first. */
+  for (guint i = 0; i < 4; i++)
+    g_ptr_array_add (silent, raw_connect (mport));
+  /* A complete request over the cap is closed unanswered. */
+  extra = raw_connect (mport);
+  raw_send_str (extra, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_true (raw_read_until_eof (extra, 10000));
+  g_assert_cmpuint (extra->in->len, ==, 0);
+  /* The silent ones are dropped at their 5 s deadline, unanswered. */
+  for (guint i = 0; i < silent->len; i++)
+    {
+      Raw *raw = g_ptr_array_index (silent, i);
+
+      g_assert_true (raw_read_until_eof (raw, 15000));
+      g_assert_cmpuint (raw->in->len, ==, 0);
+    }
+  /* Scrapes are not the bridge's connections. */
+  body = metrics_scrape (mport);
+  g_assert_cmpuint (metric (body, "tor_websocket_proxy_connections_accepted_total"), ==, 0);
+  g_assert_true (proc_has_done_line (bridge->proc));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -2588,11 +3658,23 @@ main (int    argc,
   g_test_add_func ("/server/attack/slow-reader", test_attack_slow_reader);
   g_test_add_func ("/server/trusted-proxy", test_trusted_proxy);
   g_test_add_func ("/server/per-address-limit", test_per_address_limit);
+  g_test_add_func ("/server/per-address-limit/half-open", test_per_address_half_open);
+  g_test_add_func ("/server/max-connections/evicts-half-open", test_max_connections_evicts_half_open);
+  g_test_add_func ("/server/extorport/silent", test_extorport_silent);
   g_test_add_func ("/server/shutdown/sigterm", test_shutdown_sigterm);
   g_test_add_func ("/server/shutdown/stdin", test_shutdown_stdin);
   g_test_add_func ("/server/shutdown/sigint", test_shutdown_sigint);
   g_test_add_func ("/server/shutdown/sigint-drains", test_shutdown_sigint_drains);
   g_test_add_func ("/server/tls", test_tls);
+  g_test_add_func ("/server/metrics/counters", test_metrics_counters);
+  g_test_add_func ("/server/metrics/extorport", test_metrics_extorport);
+  g_test_add_func ("/server/metrics/extorport-down", test_metrics_extorport_down);
+  g_test_add_func ("/server/metrics/relay-timeouts", test_metrics_relay_timeouts);
+  g_test_add_func ("/server/metrics/tls", test_metrics_tls);
+  g_test_add_func ("/server/metrics/options", test_metrics_options);
+  g_test_add_func ("/server/metrics/allow-remote", test_metrics_allow_remote);
+  g_test_add_func ("/server/metrics/endpoint", test_metrics_endpoint);
+  g_test_add_func ("/server/metrics/endpoint-limits", test_metrics_endpoint_limits);
 
   return g_test_run ();
 }

@@ -729,6 +729,85 @@ test_request_parse_malformed (void)
     }
 }
 
+/* Issue 11: what nginx refuses with 400 is refused here too (libsoup's
+ * parser alone accepted all of it and the upgrade got 101). */
+#define UPGRADE_HEADERS "Upgrade: websocket\r\nConnection: Upgrade\r\n" \
+  "Sec-WebSocket-Key: " PROPOSAL_KEY_BINARY "\r\nSec-WebSocket-Version: 13\r\n"
+
+static void
+test_request_parse_strict (void)
+{
+  const struct {
+    const char *head;
+    const char *rule;
+  } bad[] = {
+    { "GET / HTTP/1.1\r\nHost: a\r\nX-Evil\r\n" UPGRADE_HEADERS "\r\n", "header line without a colon" },
+    { "GET / HTTP/1.1\r\nHost: a\r\nX Evil: 1\r\n" UPGRADE_HEADERS "\r\n", "header name is not a token" },
+    { "GET / HTTP/1.1\r\nHost : a\r\n" UPGRADE_HEADERS "\r\n", "header name is not a token" },
+    { "GET / HTTP/1.1\r\nHost\t: a\r\n" UPGRADE_HEADERS "\r\n", "header name is not a token" },
+    { "GET / HTTP/1.1\r\nX(y): 1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "header name is not a token" },
+    { "GET / HTTP/1.1\r\n: a\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "empty header name" },
+    { "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  continued\r\n" UPGRADE_HEADERS "\r\n", "obs-fold continuation line" },
+    { "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\tcontinued\r\n" UPGRADE_HEADERS "\r\n", "obs-fold continuation line" },
+    { "GET / HTTP/1.1\r\n Host: a\r\n" UPGRADE_HEADERS "\r\n", "obs-fold continuation line" },
+    { "GET / HTTP/1.1\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "bare LF line end" },
+    { "GET / HTTP/1.1\r\nHost: a\n" UPGRADE_HEADERS "\r\n", "bare LF line end" },
+    { "GET / HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\n", "bare LF line end" },
+    { "GET / HTTP/1.1\nHost: a\nUpgrade: websocket\nConnection: Upgrade\n"
+      "Sec-WebSocket-Key: " PROPOSAL_KEY_BINARY "\nSec-WebSocket-Version: 13\n\n", "bare LF line end" },
+    { "GET / HTTP/1.1\r\nHost: a\rX-Smuggled: 1\r\n" UPGRADE_HEADERS "\r\n", "CR inside a line" },
+    { "GET / HTTP/1.1\r\nHost: a\x01\r\n" UPGRADE_HEADERS "\r\n", "control character in a header value" },
+    { "GET / HTTP/1.1\r\nHost: a\r\nX-A: \x1b[31mred\r\n" UPGRADE_HEADERS "\r\n", "control character in a header value" },
+    { "GET / HTTP/1.1\r\nHost: a\x7f\r\n" UPGRADE_HEADERS "\r\n", "control character in a header value" },
+    { "GET  / HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET / HTTP/1.1 \r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET\t/ HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { " GET / HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET / http/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET / HTTP/1.2\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET / HTTP/1.10\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "G(T / HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET /a\x7f HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+    { "GET /\x01 HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n", "invalid request line" },
+  };
+  const char *good[] = {
+    /* obs-text, tabs and empty values are allowed in a value. */
+    "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: caf\xc3\xa9\t1.0 \r\nX-Empty:\r\nX-Tab:\t\r\n" UPGRADE_HEADERS "\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\nX_Under.score~!#$%&'*+^`|: 1\r\n" UPGRADE_HEADERS "\r\n",
+    "GET http://a/ HTTP/1.1\r\nHost: a\r\n" UPGRADE_HEADERS "\r\n",
+  };
+  gsize i;
+
+  for (i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_test_message ("bad case %" G_GSIZE_FORMAT ": %s", i, bad[i].rule);
+      g_assert_null (parse_request (bad[i].head, &error));
+      g_assert_error (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_MALFORMED);
+      g_assert_true (g_str_has_suffix (error->message, bad[i].rule));
+    }
+  for (i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TwpWsServerRequest) request = NULL;
+
+      g_test_message ("good case %" G_GSIZE_FORMAT, i);
+      request = parse_request (good[i], &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (request->kind, ==, TWP_WS_REQUEST_UPGRADE);
+    }
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(TwpWsServerRequest) request = parse_request ("OPTIONS * HTTP/1.0\r\n\r\n", &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpint (request->kind, ==, TWP_WS_REQUEST_PLAIN_HTTP);
+    g_assert_cmpstr (request->path, ==, "*");
+  }
+}
+
 static void
 test_request_parse_nul (void)
 {
@@ -852,7 +931,28 @@ test_forwarded_for (void)
     { "X-Forwarded-For", "2001:DB8:0:0::1", "2001:db8::1" },
     { "X-Forwarded-For", "[2001:db8::1]:4711", "2001:db8::1" },
     { "X-Forwarded-For", "192.0.2.9:51234", "192.0.2.9" },
-    { "X-Forwarded-For", "::ffff:192.0.2.9", "::ffff:192.0.2.9" },
+    { "X-Forwarded-For", "::ffff:192.0.2.9", "192.0.2.9" },
+    { "X-Forwarded-For", "[::ffff:192.0.2.9]:80", "192.0.2.9" },
+    { "X-Forwarded-For", "127.0.0.1", "127.0.0.1" },
+    { "X-Forwarded-For", "::1", "::1" },
+    /* No client has these addresses (issue 11). */
+    { "X-Forwarded-For", "0.0.0.0", NULL },
+    { "X-Forwarded-For", "0.1.2.3", NULL },
+    { "X-Forwarded-For", "203.0.113.9, 0.0.0.0:80", NULL },
+    { "X-Forwarded-For", "::", NULL },
+    { "X-Forwarded-For", "[::]:443", NULL },
+    { "X-Forwarded-For", "255.255.255.255", NULL },
+    { "X-Forwarded-For", "240.0.0.1", NULL },
+    { "X-Forwarded-For", "224.0.0.1", NULL },
+    { "X-Forwarded-For", "239.255.255.250", NULL },
+    { "X-Forwarded-For", "ff02::1", NULL },
+    { "X-Forwarded-For", "ff0e::101", NULL },
+    { "X-Forwarded-For", "::ffff:0.0.0.0", NULL },
+    { "X-Forwarded-For", "::ffff:255.255.255.255", NULL },
+    { "X-Forwarded-For", "::ffff:224.0.0.251", NULL },
+    /* A client's unterminated quote swallows what the proxy appends. */
+    { "X-Forwarded-For", "\"x, 203.0.113.9", NULL },
+    { "X-Forwarded-For", "198.51.100.1, \", 203.0.113.9", NULL },
     { "X-Forwarded-For", "10.0.0.1, unknown", NULL },
     { "X-Forwarded-For", "10.0.0.1, proxy.example", NULL },
     { "X-Forwarded-For", "1.2.3", NULL },
@@ -885,6 +985,13 @@ test_forwarded_for (void)
     { "Forwarded", "for=\"\\\"1.2.3.4\"", NULL },
     { "Forwarded", "by=203.0.113.43", NULL },
     { "Forwarded", "\"\"\"", NULL },
+    { "Forwarded", "for=\"x, for=203.0.113.9", NULL },
+    { "Forwarded", "for=0.0.0.0", NULL },
+    { "Forwarded", "for=\"[::]\"", NULL },
+    { "Forwarded", "for=\"[::ffff:0.0.0.0]:80\"", NULL },
+    { "Forwarded", "for=255.255.255.255", NULL },
+    { "Forwarded", "for=\"[ff02::1]:80\"", NULL },
+    { "Forwarded", "for=\"[::ffff:198.51.100.17]\"", "198.51.100.17" },
   };
   gsize i;
 
@@ -998,6 +1105,7 @@ main (int    argc,
   g_test_add_func ("/ws-handshake/server-request/kinds", test_request_parse_kinds);
   g_test_add_func ("/ws-handshake/server-request/malformed", test_request_parse_malformed);
   g_test_add_func ("/ws-handshake/server-request/nul", test_request_parse_nul);
+  g_test_add_func ("/ws-handshake/server-request/strict", test_request_parse_strict);
   g_test_add_func ("/ws-handshake/http-response/error", test_response_error);
   g_test_add_func ("/ws-handshake/http-response/ok", test_response_ok_page);
   g_test_add_func ("/ws-handshake/forwarded-for/forms", test_forwarded_for);

@@ -278,6 +278,11 @@ conn_process (Conn       *conn,
                     conn_close (conn, TWP_TEST_EXTOR_RESULT_PIPELINED);
                     return;
                   }
+                if (server->mode == TWP_TEST_EXTOR_MODE_NO_OKAY)
+                  {
+                    conn->state = CONN_STALLED;
+                    return;
+                  }
                 if (server->mode == TWP_TEST_EXTOR_MODE_DENY)
                   {
                     g_byte_array_append (out, deny, sizeof deny);
@@ -412,11 +417,13 @@ incoming_cb (GSocketService    *service,
   conn->connection = g_object_ref (connection);
   conn->inbuf = g_byte_array_new ();
   conn->payload = g_byte_array_new ();
-  conn->state = server->mode == TWP_TEST_EXTOR_MODE_STALL ? CONN_STALLED : CONN_AUTH_TYPE;
+  conn->state = server->mode == TWP_TEST_EXTOR_MODE_STALL ||
+                server->mode == TWP_TEST_EXTOR_MODE_SILENT ? CONN_STALLED : CONN_AUTH_TYPE;
   g_ptr_array_add (server->connections, conn);
 
   /* tor 0.4.9 speaks first: `01 00` (E). */
-  g_byte_array_append (out, auth_types, sizeof auth_types);
+  if (server->mode != TWP_TEST_EXTOR_MODE_SILENT)
+    g_byte_array_append (out, auth_types, sizeof auth_types);
   conn_continue (conn, out);
   return TRUE;
 }

@@ -34,6 +34,8 @@ typedef enum {
   TWP_TEST_EXTOR_MODE_AUTH_FAIL,          /* answer every client hash with `00` */
   TWP_TEST_EXTOR_MODE_DENY,               /* answer DONE with DENY `10 01 00 00` */
   TWP_TEST_EXTOR_MODE_STALL,              /* send `01 00`, then never answer */
+  TWP_TEST_EXTOR_MODE_SILENT,             /* accept, then never send a byte */
+  TWP_TEST_EXTOR_MODE_NO_OKAY,            /* authenticate, then never answer DONE */
   TWP_TEST_EXTOR_MODE_CLOSE_AFTER_NONCE,  /* read type + nonce, then close */
 } TwpTestExtOrMode;
 

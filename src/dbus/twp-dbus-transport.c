@@ -317,6 +317,13 @@ build_diagnostics (TwpDBusTransportImpl *self,
   g_string_append_printf (text, "open connections: %u\n", twp_dbus_transport_get_active_connections (iface));
   g_string_append_printf (text, "bytes sent: %" G_GUINT64_FORMAT ", received: %" G_GUINT64_FORMAT "\n",
                           sent, received);
+  if (self->server != NULL)
+    {
+      /* The operator's counters, as the metrics endpoint serves them. */
+      g_autofree char *report = twp_server_stats_format_report (twp_server_get_stats (self->server));
+
+      g_string_append_printf (text, "\nserver counters:\n%s", report);
+    }
 
   if (self->client != NULL)
     {

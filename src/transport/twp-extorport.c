@@ -487,6 +487,9 @@ typedef struct {
   GSource *timeout_source;
   guint timeout_ms;
   gboolean timed_out;
+  /* What the pending operation waits for, for the timeout's message: an
+   * operator needs to know which step tor stalled at. */
+  const char *step;
 } HandshakeData;
 
 static void
@@ -585,7 +588,7 @@ handshake_return_io_error (GTask      *task,
 
   if (g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_CANCELLED) && data->timed_out)
     error = g_error_new (TWP_EXTORPORT_ERROR, TWP_EXTORPORT_ERROR_TIMED_OUT,
-                         "ExtORPort handshake timed out after %u ms", data->timeout_ms);
+                         "ExtORPort handshake timed out after %u ms %s", data->timeout_ms, data->step);
   else if (g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     error = g_error_copy (io_error);
   else
@@ -616,10 +619,12 @@ handshake_write_cb (GObject      *source,
 static void
 handshake_write (GTask      *task,
                  const void *buf,
-                 gsize       len)
+                 gsize       len,
+                 const char *step)
 {
   HandshakeData *data = g_task_get_task_data (task);
 
+  data->step = step;
   /* @buf lives in HandshakeData, which the task keeps alive. */
   g_output_stream_write_all_async (g_io_stream_get_output_stream (data->stream),
                                    buf, len, g_task_get_priority (task),
@@ -666,7 +671,7 @@ handshake_read_cb (GObject      *source,
 
     case TWP_EXTORPORT_EVENT_AUTH_TYPES:
       data->hello[0] = TWP_EXTORPORT_AUTH_SAFE_COOKIE;
-      handshake_write (task, data->hello, sizeof data->hello);
+      handshake_write (task, data->hello, sizeof data->hello, "sending the client nonce");
       break;
 
     case TWP_EXTORPORT_EVENT_SERVER_HASH:
@@ -686,7 +691,7 @@ handshake_read_cb (GObject      *source,
           }
         twp_extorport_client_hash (data->cookie, data->hello + 1,
                                    data->parser.server_nonce, data->client_hash);
-        handshake_write (task, data->client_hash, sizeof data->client_hash);
+        handshake_write (task, data->client_hash, sizeof data->client_hash, "sending the client hash");
       }
       break;
 
@@ -695,7 +700,7 @@ handshake_read_cb (GObject      *source,
         gsize len;
         const void *buf = g_bytes_get_data (data->metadata, &len);
 
-        handshake_write (task, buf, len);
+        handshake_write (task, buf, len, "sending USERADDR and TRANSPORT");
       }
       break;
 
@@ -717,6 +722,22 @@ handshake_read_next (GTask *task)
    * payload) is taken from the stream. */
   data->in_wanted = twp_extorport_parser_wanted (&data->parser);
   g_assert (data->in_wanted > 0 && data->in_wanted <= sizeof data->in);
+  switch (twp_extorport_parser_get_state (&data->parser))
+    {
+    case TWP_EXTORPORT_PARSER_AUTH_TYPES:
+      data->step = "waiting for tor's authentication types";
+      break;
+    case TWP_EXTORPORT_PARSER_SERVER_HASH:
+      data->step = "waiting for tor's server hash";
+      break;
+    case TWP_EXTORPORT_PARSER_STATUS:
+      data->step = "waiting for tor's authentication result";
+      break;
+    case TWP_EXTORPORT_PARSER_REPLY:
+    default:
+      data->step = "waiting for OKAY";
+      break;
+    }
   g_input_stream_read_all_async (g_io_stream_get_input_stream (data->stream),
                                  data->in, data->in_wanted, g_task_get_priority (task),
                                  data->op_cancellable, handshake_read_cb,

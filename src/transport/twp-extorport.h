@@ -155,7 +155,8 @@ gboolean twp_extorport_parser_feed (TwpExtOrPortParser  *parser,
  * @cookie_path, then USERADDR (if @client_address is not NULL), TRANSPORT
  * and DONE, then OKAY. Never reads past the OKAY and never writes payload.
  * @timeout_ms bounds the whole exchange (X5; 0 means no deadline) and gives
- * TWP_EXTORPORT_ERROR_TIMED_OUT. Cancelling @cancellable gives
+ * TWP_EXTORPORT_ERROR_TIMED_OUT, whose message names the step tor stalled
+ * at (e.g. "waiting for OKAY"). Cancelling @cancellable gives
  * G_IO_ERROR_CANCELLED; every other failure is in TWP_EXTORPORT_ERROR. */
 void twp_extorport_handshake_async (GIOStream           *stream,
                                     const char          *cookie_path,

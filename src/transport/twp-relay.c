@@ -147,6 +147,7 @@ struct _TwpRelay
   gint64 last_ws_write_at;
   gboolean ticking;
   gboolean finished;
+  TwpRelayEnd end;
 };
 
 G_DEFINE_FINAL_TYPE (TwpRelay, twp_relay, G_TYPE_OBJECT)
@@ -652,6 +653,37 @@ shut_tcp_write (TwpRelay *self)
   g_socket_shutdown (socket, FALSE, TRUE, NULL);
 }
 
+/* The first error says why; an unanswered keepalive ping says the peer
+ * was already gone when the connection broke. */
+static TwpRelayEnd
+classify_end (TwpRelay     *self,
+              const GError *error)
+{
+  gboolean ping_unanswered = self->ping_sent_at != 0;
+
+  if (error == NULL)
+    return TWP_RELAY_END_NORMAL;
+  if (error->domain == TWP_RELAY_ERROR)
+    switch ((TwpRelayError) error->code)
+      {
+      case TWP_RELAY_ERROR_PEER_PROTOCOL:
+        return TWP_RELAY_END_PROTOCOL;
+      case TWP_RELAY_ERROR_PEER_CLOSED:
+        return TWP_RELAY_END_PEER_CLOSED;
+      case TWP_RELAY_ERROR_IDLE:
+        return TWP_RELAY_END_IDLE;
+      case TWP_RELAY_ERROR_ABNORMAL:
+      default:
+        return ping_unanswered ? TWP_RELAY_END_KEEPALIVE : TWP_RELAY_END_ABNORMAL;
+      }
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return TWP_RELAY_END_CANCELLED;
+  /* Both stall checks (data and closing) fail with TIMED_OUT. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    return TWP_RELAY_END_STALL;
+  return ping_unanswered ? TWP_RELAY_END_KEEPALIVE : TWP_RELAY_END_IO_ERROR;
+}
+
 static void
 finish (TwpRelay *self)
 {
@@ -660,6 +692,7 @@ finish (TwpRelay *self)
   if (self->finished)
     return;
   self->finished = TRUE;
+  self->end = classify_end (self, self->error);
 
   stop_ticking (self);
   if (self->close_timeout_source != NULL)
@@ -1470,4 +1503,12 @@ twp_relay_get_close_code (TwpRelay *self)
 {
   g_return_val_if_fail (TWP_IS_RELAY (self), 0);
   return self->close_pending || self->close_sent ? self->close_code : 0;
+}
+
+TwpRelayEnd
+twp_relay_get_end (TwpRelay *self)
+{
+  g_return_val_if_fail (TWP_IS_RELAY (self), TWP_RELAY_END_NONE);
+
+  return self->end;
 }

@@ -18,6 +18,21 @@ typedef enum {
   TWP_RELAY_ERROR_IDLE,           /* nothing moved for the idle timeout */
 } TwpRelayError;
 
+/* How a tunnel ended: the first reason, for operators' counters. */
+typedef enum {
+  TWP_RELAY_END_NONE,         /* still running */
+  TWP_RELAY_END_NORMAL,       /* closed cleanly (1000, 1001 or no status) */
+  TWP_RELAY_END_PEER_CLOSED,  /* the peer closed with another status */
+  TWP_RELAY_END_PROTOCOL,     /* the peer broke RFC 6455 or the proposal: see twp_relay_get_close_code () */
+  TWP_RELAY_END_ABNORMAL,     /* the WebSocket's TCP connection ended without a close frame */
+  TWP_RELAY_END_IDLE,         /* nothing moved for the idle timeout */
+  TWP_RELAY_END_STALL,        /* a reader (peer or tor) stopped taking data */
+  TWP_RELAY_END_KEEPALIVE,    /* the connection died while our keepalive ping went unanswered */
+  TWP_RELAY_END_IO_ERROR,     /* another I/O error on either end */
+  TWP_RELAY_END_CANCELLED,    /* torn down by its owner */
+  TWP_RELAY_N_ENDS
+} TwpRelayEnd;
+
 typedef struct {
   /* TRUE on the client: outgoing frames are masked, incoming must not be. */
   gboolean is_client;
@@ -77,5 +92,7 @@ gint64  twp_relay_get_rtt_us        (TwpRelay *relay);
 guint   twp_relay_get_peer_close_code (TwpRelay *relay);
 /* The close status we sent (or are sending), 0 if none. */
 guint   twp_relay_get_close_code      (TwpRelay *relay);
+/* Why the tunnel ended; TWP_RELAY_END_NONE while it runs. */
+TwpRelayEnd twp_relay_get_end         (TwpRelay *relay);
 
 G_END_DECLS

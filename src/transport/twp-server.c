@@ -14,13 +14,22 @@
 
 #include "twp-extorport.h"
 #include "twp-log.h"
+#include "twp-metrics-endpoint.h"
 #include "twp-pt-env.h"
+#include "twp-server-request.h"
+#include "twp-server-stats.h"
 #include "twp-ws-handshake.h"
 
 #define TRANSPORT_NAME "websocket"
 #define TWP_LISTEN_BACKLOG 4096
 /* Largest file served to plain HTTP requests from static-dir. */
 #define STATIC_FILE_MAX (1024 * 1024)
+/* tor's step (connect, ExtORPort exchange) gets at most this, and at most
+ * half the handshake timeout (goptlib uses 5 s, X5). */
+#define TOR_STEP_TIMEOUT_MAX_MS 5000
+/* Kept after tor's step ends in time for the answer (503 or 101) to be
+ * written before the handshake deadline. */
+#define ANSWER_GRACE_MS 1000
 
 struct _TwpServer
 {
@@ -29,8 +38,11 @@ struct _TwpServer
   /* owned */
   GSocketService *service;
   GHashTable *connections;       /* ServerConnection* set */
-  GHashTable *per_address;       /* client address (string) -> tunnels, for max-connections-per-ip */
+  GHashTable *per_address;       /* client address (string) -> connections, for max-connections-per-ip */
+  GQueue reading_head;           /* ServerConnection* still in TLS or reading their head, oldest first */
+  guint n_evicted;               /* connections cancelled to make room, not yet gone */
   TwpServerOptions options;
+  TwpServerStats *stats;
 
   guint64 bytes_from_ws_done;    /* totals of relays that ended */
   guint64 bytes_to_ws_done;
@@ -60,10 +72,19 @@ typedef struct {
   GInetSocketAddress *client_address;  /* USERADDR: the peer, or what a trusted proxy says */
   GSocketClient *socket_client;
   GSocketConnection *orport;
+  GCancellable *connect_cancellable;   /* the connect to tor: our deadline's or conn's */
+  gulong connect_cancel_id;
+  GSource *tor_deadline;               /* bounds the connect to tor */
+  gint64 tor_started;                  /* monotonic time tor's step began */
+  gboolean in_tor_step;                /* from the connect to tor until its answer */
+  gboolean tor_timed_out;
   GBytes *ws_leftover;
   char *response;
   char *counted_address;         /* key held in per_address while counted */
+  GList *reading_head_link;      /* in server->reading_head, or NULL */
+  gboolean evicted;              /* cancelled to make room (max-connections) */
   TwpRelay *relay;
+  gint64 accepted_at;            /* monotonic, for the latency histograms */
 } ServerConnection;
 
 static void
@@ -83,38 +104,76 @@ uncount_address (ServerConnection *conn)
 }
 
 /* S11: tor's DoS defences only see the address we report, and only after
- * we spent a connection to it; one address must not take every slot here. */
+ * we spent a connection to it; one address must not take every slot here.
+ * FALSE when @key already has max-connections-per-ip connections. */
 static gboolean
-count_address (ServerConnection *conn)
+address_has_room (TwpServer  *self,
+                  const char *key)
 {
-  TwpServer *self = conn->server;
-  g_autofree char *key = NULL;
-  GInetAddress *address;
-  guint n;
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->per_address, key));
 
-  if (self->options.max_connections_per_ip == 0 || conn->client_address == NULL)
-    return TRUE;
-  /* Loopback is this machine (a reverse proxy nobody declared trusted, a
-   * local test): not one greedy internet host. */
-  address = g_inet_socket_address_get_address (conn->client_address);
-  if (g_inet_address_get_is_loopback (address))
-    return TRUE;
-  key = g_inet_address_to_string (address);
-  n = GPOINTER_TO_UINT (g_hash_table_lookup (self->per_address, key));
-  if (n >= self->options.max_connections_per_ip)
-    return FALSE;
-  g_hash_table_insert (self->per_address, g_strdup (key), GUINT_TO_POINTER (n + 1));
-  conn->counted_address = g_steal_pointer (&key);
-  return TRUE;
+  return n < self->options.max_connections_per_ip;
+}
+
+static void
+count_address (ServerConnection *conn,
+               char             *key)
+{
+  GHashTable *per_address = conn->server->per_address;
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (per_address, key));
+
+  g_assert (conn->counted_address == NULL);
+  g_hash_table_insert (per_address, g_strdup (key), GUINT_TO_POINTER (n + 1));
+  conn->counted_address = key;
+}
+
+/* The address a new connection from @peer counts against from accept on,
+ * or NULL for none yet. Counting only complete heads would let one address
+ * hold every slot with half-open connections. A trusted proxy's own
+ * connections carry many clients: each counts once the proxy's header
+ * names it. Loopback is exempt only when no proxy is declared: it is then
+ * likely a reverse proxy nobody declared trusted, not one greedy host. */
+static char *
+accept_key (TwpServer          *self,
+            GInetSocketAddress *peer)
+{
+  GInetAddress *address;
+
+  if (self->options.max_connections_per_ip == 0 || peer == NULL)
+    return NULL;
+  address = g_inet_socket_address_get_address (peer);
+  if (twp_server_request_is_trusted_proxy (&self->options, address))
+    return NULL;
+  if (self->options.trusted_proxies == NULL && g_inet_address_get_is_loopback (address))
+    return NULL;
+  return g_inet_address_to_string (address);
+}
+
+static void
+stop_reading_head (ServerConnection *conn)
+{
+  if (conn->reading_head_link == NULL)
+    return;
+  g_queue_delete_link (&conn->server->reading_head, conn->reading_head_link);
+  conn->reading_head_link = NULL;
 }
 
 static void
 server_connection_free (ServerConnection *conn)
 {
   uncount_address (conn);
+  stop_reading_head (conn);
+  if (conn->evicted)
+    conn->server->n_evicted--;
   if (conn->deadline != NULL)
     g_source_destroy (conn->deadline);
   g_clear_pointer (&conn->deadline, g_source_unref);
+  if (conn->tor_deadline != NULL)
+    g_source_destroy (conn->tor_deadline);
+  g_clear_pointer (&conn->tor_deadline, g_source_unref);
+  if (conn->connect_cancel_id != 0)
+    g_cancellable_disconnect (conn->cancellable, conn->connect_cancel_id);
+  g_clear_object (&conn->connect_cancellable);
   if (conn->relay != NULL)
     {
       conn->server->bytes_from_ws_done += twp_relay_get_bytes_from_ws (conn->relay);
@@ -177,6 +236,8 @@ relay_done_cb (GObject      *source,
   if (!twp_relay_run_finish (TWP_RELAY (source), result, &error) &&
       !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     twp_log_user (TWP_LOG_DEBUG, "connection from %s ended: %s", peer_for_log (conn), error->message);
+  twp_server_stats_tunnel_closed (conn->server->stats, conn->relay, conn->request->wants_base64,
+                                  G_IS_TLS_CONNECTION (conn->ws));
   server_connection_close (conn);
 }
 
@@ -195,6 +256,8 @@ upgrade_written_cb (GObject      *source,
       return;
     }
 
+  twp_server_stats_tunnel_opened (conn->server->stats, g_get_monotonic_time () - conn->accepted_at,
+                                  conn->request->wants_base64, G_IS_TLS_CONNECTION (conn->ws));
   options.is_client = FALSE;
   options.base64 = conn->request->wants_base64;
   conn->relay = twp_relay_new (G_IO_STREAM (conn->orport), conn->ws, NULL, conn->ws_leftover, &options);
@@ -204,6 +267,7 @@ upgrade_written_cb (GObject      *source,
 static void
 send_upgrade (ServerConnection *conn)
 {
+  conn->in_tor_step = FALSE;
   /* The handshake deadline ends here: from now on the relay's own
    * timeouts apply. */
   if (conn->deadline != NULL)
@@ -274,8 +338,8 @@ content_type_for (const char *path)
   return "application/octet-stream";
 }
 
-/* A port that answers like an ordinary web server does not announce a
- * bridge: static files when configured, otherwise a plain 404. */
+/* GET or HEAD with static-dir set (twp_server_request_check () said 200):
+ * the file, or a plain 404. */
 static void
 answer_plain_http (ServerConnection *conn)
 {
@@ -288,17 +352,6 @@ answer_plain_http (ServerConnection *conn)
   GStatBuf info;
   gsize length;
   char *query;
-
-  if (g_strcmp0 (method, "GET") != 0 && g_strcmp0 (method, "HEAD") != 0)
-    {
-      send_error (conn, 405);
-      return;
-    }
-  if (self->options.static_dir == NULL)
-    {
-      send_error (conn, 404);
-      return;
-    }
 
   path = g_uri_unescape_string (conn->request->path, "/");
   if (path == NULL || path[0] != '/' || strstr (path, "..") != NULL)
@@ -331,6 +384,12 @@ answer_plain_http (ServerConnection *conn)
 
 /* ---- tor's side -------------------------------------------------------- */
 
+static const char *
+tor_port_name (TwpServer *self)
+{
+  return self->options.ext_orport != NULL ? "Extended ORPort" : "ORPort";
+}
+
 static void
 extorport_done_cb (GObject      *source,
                    GAsyncResult *result,
@@ -341,9 +400,13 @@ extorport_done_cb (GObject      *source,
 
   if (!twp_extorport_handshake_finish (G_IO_STREAM (source), result, &error))
     {
+      conn->in_tor_step = FALSE;
       if (!g_cancellable_is_cancelled (conn->cancellable))
         {
+          /* A timeout's message names the step tor stalled at. */
           twp_log_user (TWP_LOG_WARNING, "Extended ORPort handshake failed: %s", error->message);
+          twp_server_stats_extorport_failed (conn->server->stats, FALSE, error);
+          twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_TOR_UNAVAILABLE);
           /* tor's side is done with: do not hold it while the 503 goes out. */
           g_io_stream_close_async (G_IO_STREAM (conn->orport), G_PRIORITY_DEFAULT, NULL, NULL, NULL);
           g_clear_object (&conn->orport);
@@ -353,6 +416,7 @@ extorport_done_cb (GObject      *source,
         server_connection_close (conn);
       return;
     }
+  twp_server_stats_extorport_ready (conn->server->stats, g_get_monotonic_time () - conn->tor_started);
   send_upgrade (conn);
 }
 
@@ -364,19 +428,29 @@ orport_connected_cb (GObject      *source,
   ServerConnection *conn = user_data;
   TwpServer *self = conn->server;
   g_autoptr(GError) error = NULL;
+  gint64 elapsed_ms;
 
   conn->orport = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
+  if (conn->tor_deadline != NULL)
+    g_source_destroy (conn->tor_deadline);
+  g_clear_pointer (&conn->tor_deadline, g_source_unref);
   if (conn->orport == NULL)
     {
-      if (!g_cancellable_is_cancelled (conn->cancellable))
+      conn->in_tor_step = FALSE;
+      if (g_cancellable_is_cancelled (conn->cancellable))
+        server_connection_close (conn);
+      else
         {
-          twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: %s",
-                        self->options.ext_orport != NULL ? "Extended ORPort" : "ORPort",
-                        error->message);
+          if (conn->tor_timed_out)
+            twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: connecting stalled for %u ms",
+                          tor_port_name (self), self->options.orport_timeout_ms);
+          else
+            twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: %s",
+                          tor_port_name (self), error->message);
+          twp_server_stats_extorport_failed (self->stats, TRUE, error);
+          twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_TOR_UNAVAILABLE);
           send_error (conn, 503);
         }
-      else
-        server_connection_close (conn);
       return;
     }
   g_socket_set_option (g_socket_connection_get_socket (conn->orport), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
@@ -385,142 +459,169 @@ orport_connected_cb (GObject      *source,
     {
       /* Plain ORPort: tor sees 127.0.0.1 and learns nothing about the
        * client. Used only when tor has no ExtORPort. */
+      twp_server_stats_extorport_ready (self->stats, g_get_monotonic_time () - conn->tor_started);
       send_upgrade (conn);
       return;
     }
-  /* X5: the whole exchange has its own deadline; the cookie is re-read
-   * every time (S6: tor rewrites it on each start). */
+  /* X5: the exchange gets what is left of tor's step; the cookie is
+   * re-read every time (S6: tor rewrites it on each start). */
+  elapsed_ms = (g_get_monotonic_time () - conn->tor_started) / 1000;
   twp_extorport_handshake_async (G_IO_STREAM (conn->orport), self->options.auth_cookie_file,
                                  conn->client_address, TRANSPORT_NAME,
-                                 self->options.orport_timeout_ms, conn->cancellable,
-                                 extorport_done_cb, conn);
+                                 (guint) MAX (1, (gint64) self->options.orport_timeout_ms - elapsed_ms),
+                                 conn->cancellable, extorport_done_cb, conn);
 }
 
 static gboolean
-is_trusted_proxy (TwpServer          *self,
-                  GInetSocketAddress *peer)
+tor_deadline_cb (gpointer user_data)
 {
-  GInetAddress *address = g_inet_socket_address_get_address (peer);
+  ServerConnection *conn = user_data;
 
-  if (self->options.trusted_proxies == NULL)
-    return FALSE;
-  for (guint i = 0; i < self->options.trusted_proxies->len; i++)
-    if (g_inet_address_mask_matches (g_ptr_array_index (self->options.trusted_proxies, i), address))
-      return TRUE;
-  return FALSE;
+  /* The connect fails with CANCELLED; the connection itself goes on to
+   * answer 503. */
+  g_clear_pointer (&conn->tor_deadline, g_source_unref);
+  conn->tor_timed_out = TRUE;
+  g_cancellable_cancel (conn->connect_cancellable);
+  return G_SOURCE_REMOVE;
 }
 
-/* USERADDR is the socket's peer, unless that peer is a reverse proxy the
- * operator trusts: then the address that proxy reports. Anyone else's
- * X-Forwarded-For is ignored, or any client could pick its own address. */
-static GInetSocketAddress *
-choose_client_address (ServerConnection *conn)
+static void
+cancel_connect_cb (GCancellable *cancellable,
+                   gpointer      user_data)
 {
-  g_autofree char *forwarded = NULL;
-  g_autoptr(GInetAddress) address = NULL;
-
-  if (conn->peer == NULL)
-    return NULL;
-  /* Only the header the proxy itself writes counts: nginx appends to
-   * X-Forwarded-For but passes a client's own Forwarded header through. */
-  if (is_trusted_proxy (conn->server, conn->peer))
-    forwarded = twp_http_forwarded_for_from (conn->request->headers,
-                                             conn->server->options.trust_rfc7239
-                                             ? TWP_HTTP_FORWARDED_RFC7239
-                                             : TWP_HTTP_FORWARDED_X_FORWARDED_FOR);
-  if (forwarded != NULL)
-    address = g_inet_address_new_from_string (forwarded);
-  if (address == NULL)
-    return g_object_ref (conn->peer);
-  /* Proxies report no usable port; tor needs one (X2) and uses only the
-   * address, so the proxy connection's port stands in. */
-  return G_INET_SOCKET_ADDRESS (g_inet_socket_address_new (address, g_inet_socket_address_get_port (conn->peer)));
+  g_cancellable_cancel (G_CANCELLABLE (user_data));
 }
 
-static gboolean
-origin_allowed (TwpServer  *self,
-                const char *origin)
+static gboolean deadline_cb (gpointer user_data);
+
+/* (Re)arms the handshake deadline @ms from now. */
+static void
+set_deadline (ServerConnection *conn,
+              guint             ms)
 {
-  if (self->options.allowed_origins == NULL)
-    return TRUE;
-  return origin != NULL && g_strv_contains ((const char * const *) self->options.allowed_origins, origin);
+  if (conn->deadline != NULL)
+    g_source_destroy (conn->deadline);
+  g_clear_pointer (&conn->deadline, g_source_unref);
+  conn->deadline = g_timeout_source_new (ms);
+  g_source_set_static_name (conn->deadline, "[twp] handshake deadline");
+  g_source_set_callback (conn->deadline, deadline_cb, conn, NULL);
+  g_source_attach (conn->deadline, g_main_context_get_thread_default ());
 }
 
-static gboolean
-path_matches (TwpServer  *self,
-              const char *target)
+/* tor's step: connect, then the ExtORPort exchange, under a deadline of
+ * its own inside the handshake deadline, so that a silent tor gives the
+ * client a 503 it can read (not a bare close) and tor's log the step. */
+static void
+connect_to_tor (ServerConnection *conn)
 {
-  gsize path_len = strcspn (target, "?");
+  TwpServer *self = conn->server;
+  guint tor_ms = self->options.orport_timeout_ms;
+  gint64 needed = g_get_monotonic_time () + (gint64) (tor_ms + ANSWER_GRACE_MS) * 1000;
 
-  return strlen (self->options.path) == path_len && strncmp (self->options.path, target, path_len) == 0;
+  /* A client that took most of the handshake timeout to send its head
+   * still gets tor's whole step and its answer. */
+  if (conn->deadline != NULL && g_source_get_ready_time (conn->deadline) < needed)
+    set_deadline (conn, tor_ms + ANSWER_GRACE_MS);
+
+  conn->tor_started = g_get_monotonic_time ();
+  conn->in_tor_step = TRUE;
+  conn->connect_cancellable = g_cancellable_new ();
+  conn->connect_cancel_id = g_cancellable_connect (conn->cancellable, G_CALLBACK (cancel_connect_cb),
+                                                   conn->connect_cancellable, NULL);
+  conn->tor_deadline = g_timeout_source_new (tor_ms);
+  g_source_set_static_name (conn->tor_deadline, "[twp] tor connect deadline");
+  g_source_set_callback (conn->tor_deadline, tor_deadline_cb, conn, NULL);
+  g_source_attach (conn->tor_deadline, g_main_context_get_thread_default ());
+
+  conn->socket_client = g_socket_client_new ();
+  /* No g_socket_client_set_timeout (): GLib keeps it on the connected
+   * socket and would cut every tunnel idle that long. */
+  g_socket_client_set_enable_proxy (conn->socket_client, FALSE);
+  g_socket_client_connect_to_host_async (conn->socket_client,
+                                         self->options.ext_orport != NULL ? self->options.ext_orport
+                                                                          : self->options.orport,
+                                         0, conn->connect_cancellable, orport_connected_cb, conn);
+}
+
+/* The operator's reason for a refusal decided from the head alone. */
+static TwpServerRefusal
+refusal_for_status (const TwpWsServerRequest *request,
+                    guint                     status)
+{
+  if (request != NULL && request->kind == TWP_WS_REQUEST_PLAIN_HTTP)
+    return TWP_SERVER_REFUSAL_NOT_WEBSOCKET;
+  switch (status)
+    {
+    case 403:
+      return TWP_SERVER_REFUSAL_ORIGIN;
+    case 404:
+      return TWP_SERVER_REFUSAL_BAD_PATH;
+    case 426:
+      return TWP_SERVER_REFUSAL_OLD_VERSION;
+    default:
+      return TWP_SERVER_REFUSAL_BAD_REQUEST;
+    }
 }
 
 static void
 handle_request (ServerConnection *conn,
+                guint             status,
                 gsize             head_len)
 {
   TwpServer *self = conn->server;
   g_autoptr(GError) error = NULL;
 
-  conn->request = twp_ws_server_request_parse ((const char *) conn->head->data, head_len, &error);
-  if (conn->request == NULL)
+  switch (status)
     {
-      send_error (conn, 400);
-      return;
-    }
-
-  switch (conn->request->kind)
-    {
-    case TWP_WS_REQUEST_PLAIN_HTTP:
+    case 101:
+      break;
+    case 200:
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_NOT_WEBSOCKET);
       answer_plain_http (conn);
       return;
-    case TWP_WS_REQUEST_OLD_VERSION:
-      /* RFC 6455 4.4: say which version we speak. */
-      twp_log_user (TWP_LOG_DEBUG, "refused an old WebSocket version: %s", conn->request->reason);
-      send_error (conn, 426);
-      return;
-    case TWP_WS_REQUEST_BAD:
-      send_error (conn, 400);
-      return;
-    case TWP_WS_REQUEST_UPGRADE:
     default:
-      break;
-    }
-
-  if (!path_matches (self, conn->request->path))
-    {
-      send_error (conn, 404);
-      return;
-    }
-  if (!origin_allowed (self, conn->request->origin))
-    {
-      send_error (conn, 403);
+      twp_server_stats_refused (self->stats, refusal_for_status (conn->request, status));
+      send_error (conn, status);
       return;
     }
 
   /* Anything the client sent after its request (it should wait for our
    * 101, but may not) is WebSocket data. */
   conn->ws_leftover = g_bytes_new (conn->head->data + head_len, conn->head->len - head_len);
-  conn->client_address = choose_client_address (conn);
-  if (!count_address (conn))
+  if (conn->peer != NULL)
     {
-      /* What a busy web server says; the address stays out of the log. */
-      twp_log_user (TWP_LOG_INFO, "refused a connection: too many from one address");
-      send_error (conn, 429);
-      return;
+      conn->client_address = twp_server_request_client_address (&self->options, conn->peer,
+                                                                conn->request->headers, &error);
+      if (conn->client_address == NULL)
+        {
+          twp_log_user (TWP_LOG_INFO, "refused a request: %s", error->message);
+          twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_BAD_REQUEST);
+          send_error (conn, 400);
+          return;
+        }
+    }
+  /* A trusted proxy's connection counts against the client it names
+   * (the proxy itself when it sent no header); any other connection has
+   * counted since accept. */
+  if (conn->peer != NULL && self->options.max_connections_per_ip > 0 &&
+      twp_server_request_is_trusted_proxy (&self->options, g_inet_socket_address_get_address (conn->peer)))
+    {
+      g_autofree char *key = g_inet_address_to_string (g_inet_socket_address_get_address (conn->client_address));
+
+      if (!address_has_room (self, key))
+        {
+          /* What a busy web server says; the address stays out of the log. */
+          twp_log_user (TWP_LOG_INFO, "refused a connection: too many from one address");
+          twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_PER_ADDRESS_LIMIT);
+          send_error (conn, 429);
+          return;
+        }
+      count_address (conn, g_steal_pointer (&key));
     }
 
   /* tor comes first: a bridge whose tor is down answers 503 instead of
    * accepting a WebSocket it cannot serve. */
-  conn->socket_client = g_socket_client_new ();
-  /* No g_socket_client_set_timeout (): GLib keeps it on the connected
-   * socket and would cut every tunnel idle that long. The handshake
-   * deadline, still running, bounds the connect. */
-  g_socket_client_set_enable_proxy (conn->socket_client, FALSE);
-  g_socket_client_connect_to_host_async (conn->socket_client,
-                                         self->options.ext_orport != NULL ? self->options.ext_orport
-                                                                          : self->options.orport,
-                                         0, conn->cancellable, orport_connected_cb, conn);
+  connect_to_tor (conn);
 }
 
 static void read_head (ServerConnection *conn);
@@ -532,9 +633,11 @@ head_read_cb (GObject      *source,
 {
   ServerConnection *conn = user_data;
   g_autoptr(GError) error = NULL;
+  g_autofree char *why = NULL;
   gssize n;
   gsize head_len;
   gsize old_len = conn->head->len - 1024;
+  guint status;
 
   n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
   if (n <= 0)
@@ -544,18 +647,19 @@ head_read_cb (GObject      *source,
     }
   g_byte_array_set_size (conn->head, old_len + n);
 
-  head_len = twp_http_find_head_end (conn->head->data, conn->head->len, &error);
-  if (error != NULL)
-    {
-      send_error (conn, 400);
-      return;
-    }
-  if (head_len == 0)
+  status = twp_server_request_check (&conn->server->options, conn->head->data, conn->head->len,
+                                     &head_len, &conn->request, &why);
+  if (status == 0)
     {
       read_head (conn);
       return;
     }
-  handle_request (conn, head_len);
+  /* A complete head: no longer among the connections closed first when
+   * max-connections is reached. */
+  stop_reading_head (conn);
+  if (why != NULL)
+    twp_log_user (TWP_LOG_DEBUG, "answered %u to a request: %s", status, why);
+  handle_request (conn, status, head_len);
 }
 
 static void
@@ -581,6 +685,8 @@ tls_handshake_cb (GObject      *source,
 
   if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error))
     {
+      if (!g_cancellable_is_cancelled (conn->cancellable))
+        twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_TLS_FAILURE);
       server_connection_close (conn);
       return;
     }
@@ -592,10 +698,45 @@ deadline_cb (gpointer user_data)
 {
   ServerConnection *conn = user_data;
 
-  /* Slowloris: whoever does not finish the upgrade in time is dropped. */
   g_clear_pointer (&conn->deadline, g_source_unref);
+  /* tor's step ends before this deadline and always answers: wait for it
+   * even when a busy main loop runs both deadlines at once. */
+  if (conn->in_tor_step)
+    {
+      set_deadline (conn, ANSWER_GRACE_MS);
+      return G_SOURCE_REMOVE;
+    }
+  /* Slowloris: whoever does not finish the upgrade in time is dropped.
+   * A refusal still being written was counted already. */
+  if (conn->response == NULL)
+    twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_HANDSHAKE_TIMEOUT);
   g_cancellable_cancel (conn->cancellable);
   return G_SOURCE_REMOVE;
+}
+
+/* At max-connections: closes the oldest connections that have not sent a
+ * complete head yet (half-open ones, slowloris) until one slot is free.
+ * Tunnels and requests being answered are never closed for a newcomer.
+ * FALSE when there is no such connection: the newcomer is refused. */
+static gboolean
+make_room (TwpServer *self)
+{
+  while (g_hash_table_size (self->connections) - self->n_evicted >= self->options.max_connections)
+    {
+      ServerConnection *oldest = g_queue_peek_head (&self->reading_head);
+
+      if (oldest == NULL)
+        return FALSE;
+      /* Its pending read or TLS handshake fails with CANCELLED and closes
+       * it; until then it no longer counts against the cap. */
+      stop_reading_head (oldest);
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_CONNECTION_CAP);
+      oldest->evicted = TRUE;
+      self->n_evicted++;
+      g_cancellable_cancel (oldest->cancellable);
+      twp_log_user (TWP_LOG_DEBUG, "closed the oldest unfinished handshake to make room (max-connections)");
+    }
+  return TRUE;
 }
 
 static gboolean
@@ -606,11 +747,24 @@ incoming_cb (GSocketService    *service,
 {
   TwpServer *self = user_data;
   ServerConnection *conn;
+  g_autoptr(GSocketAddress) peer = g_socket_connection_get_remote_address (connection, NULL);
+  g_autofree char *key = NULL;
 
-  if (self->options.max_connections > 0 &&
-      g_hash_table_size (self->connections) >= self->options.max_connections)
+  twp_server_stats_connection_accepted (self->stats);
+  key = accept_key (self, G_IS_INET_SOCKET_ADDRESS (peer) ? G_INET_SOCKET_ADDRESS (peer) : NULL);
+  if (key != NULL && !address_has_room (self, key))
     {
-      /* Over the cap: close at once, costing nothing. */
+      /* That address already holds its share, tunnels and half-open
+       * connections alike: close at once, costing nothing. */
+      twp_log_user (TWP_LOG_INFO, "refused a connection: too many from one address");
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_PER_ADDRESS_LIMIT);
+      g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+      return TRUE;
+    }
+  if (self->options.max_connections > 0 && !make_room (self))
+    {
+      /* Over the cap with only tunnels: close at once, costing nothing. */
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_CONNECTION_CAP);
       g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
       return TRUE;
     }
@@ -619,16 +773,19 @@ incoming_cb (GSocketService    *service,
   conn->server = g_object_ref (self);
   conn->tcp = g_object_ref (connection);
   conn->cancellable = g_cancellable_new ();
+  conn->accepted_at = g_get_monotonic_time ();
   conn->head = g_byte_array_new ();
-  conn->peer = G_INET_SOCKET_ADDRESS (g_socket_connection_get_remote_address (connection, NULL));
+  if (G_IS_INET_SOCKET_ADDRESS (peer))
+    conn->peer = G_INET_SOCKET_ADDRESS (g_steal_pointer (&peer));
+  if (key != NULL)
+    count_address (conn, g_steal_pointer (&key));
   g_socket_set_option (g_socket_connection_get_socket (connection), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
   g_hash_table_add (self->connections, conn);
+  g_queue_push_tail (&self->reading_head, conn);
+  conn->reading_head_link = g_queue_peek_tail_link (&self->reading_head);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CONNECTIONS]);
 
-  conn->deadline = g_timeout_source_new (self->options.handshake_timeout_ms);
-  g_source_set_static_name (conn->deadline, "[twp] handshake deadline");
-  g_source_set_callback (conn->deadline, deadline_cb, conn, NULL);
-  g_source_attach (conn->deadline, g_main_context_get_thread_default ());
+  set_deadline (conn, self->options.handshake_timeout_ms);
 
   if (self->options.tls_certificate != NULL)
     {
@@ -638,6 +795,7 @@ incoming_cb (GSocketService    *service,
       if (conn->ws == NULL)
         {
           twp_log_user (TWP_LOG_WARNING, "cannot start TLS: %s", error->message);
+          twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_TLS_FAILURE);
           server_connection_close (conn);
           return TRUE;
         }
@@ -665,7 +823,8 @@ twp_server_options_init (TwpServerOptions *options)
   /* Generous for NAT and carrier-grade NAT, small against one greedy host. */
   options->max_connections_per_ip = 256;
   options->handshake_timeout_ms = 10 * 1000;
-  options->orport_timeout_ms = 10 * 1000;
+  /* At most half the handshake timeout: twp_server_new () applies that. */
+  options->orport_timeout_ms = TOR_STEP_TIMEOUT_MAX_MS;
 }
 
 void
@@ -679,6 +838,7 @@ twp_server_options_clear (TwpServerOptions *options)
   g_clear_object (&options->tls_certificate);
   g_clear_pointer (&options->trusted_proxies, g_ptr_array_unref);
   g_clear_pointer (&options->static_dir, g_free);
+  g_clear_object (&options->metrics_address);
 }
 
 static gboolean
@@ -820,6 +980,19 @@ twp_server_options_apply (TwpServerOptions  *options,
             }
           options->relay.max_message_size = number;
         }
+      else if (g_str_equal (key, "metrics"))
+        {
+          g_clear_object (&options->metrics_address);
+          options->metrics_address = twp_metrics_address_parse (value, error);
+          if (options->metrics_address == NULL)
+            return FALSE;
+        }
+      else if (g_str_equal (key, "metrics-allow-remote"))
+        {
+          if (!parse_count (key, value, 1, &number, error))
+            return FALSE;
+          options->metrics_allow_remote = number == 1;
+        }
       else if (g_str_equal (key, "static-dir"))
         {
           if (!g_file_test (value, G_FILE_TEST_IS_DIR))
@@ -844,6 +1017,17 @@ twp_server_options_apply (TwpServerOptions  *options,
       g_ptr_array_add (origins, NULL);
       g_strfreev (options->allowed_origins);
       options->allowed_origins = g_strdupv ((char **) origins->pdata);
+    }
+  if (options->metrics_address != NULL && !options->metrics_allow_remote &&
+      !twp_metrics_address_is_local (options->metrics_address))
+    {
+      /* The address stays out of the message: it may be the bridge's own. */
+      g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
+                   "metrics= is not a loopback address or a Unix socket: the counters show anyone "
+                   "who reaches them how busy this bridge is, and an open metrics port marks the "
+                   "machine as a bridge to scanners; use 127.0.0.1, [::1] or a socket path, or "
+                   "add metrics-allow-remote=1 if a firewall guards that address");
+      return FALSE;
     }
   if ((tls_cert == NULL) != (tls_key == NULL))
     {
@@ -890,7 +1074,10 @@ twp_server_finalize (GObject *object)
   g_hash_table_unref (self->connections);
   g_assert (g_hash_table_size (self->per_address) == 0);
   g_hash_table_unref (self->per_address);
+  g_assert (g_queue_is_empty (&self->reading_head));
+  g_assert (self->n_evicted == 0);
   twp_server_options_clear (&self->options);
+  g_clear_object (&self->stats);
 
   G_OBJECT_CLASS (twp_server_parent_class)->finalize (object);
 }
@@ -933,6 +1120,8 @@ twp_server_init (TwpServer *self)
 {
   self->connections = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) server_connection_free, NULL);
   self->per_address = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_queue_init (&self->reading_head);
+  self->stats = twp_server_stats_new ();
 }
 
 TwpServer *
@@ -946,6 +1135,10 @@ twp_server_new (TwpServerOptions *options)
   self = g_object_new (TWP_TYPE_SERVER, NULL);
   self->options = *options;
   memset (options, 0, sizeof *options);
+  /* tor's step ends inside the handshake deadline, leaving time for the
+   * 503 (see connect_to_tor ()). */
+  self->options.orport_timeout_ms = MAX (1, MIN (self->options.orport_timeout_ms,
+                                                 self->options.handshake_timeout_ms / 2));
 
   self->service = g_socket_service_new ();
   g_signal_connect_object (self->service, "incoming", G_CALLBACK (incoming_cb), self, 0);
@@ -1019,6 +1212,17 @@ twp_server_get_bytes_to_ws (TwpServer *self)
 {
   g_return_val_if_fail (TWP_IS_SERVER (self), 0);
   return sum_bytes (self, self->bytes_to_ws_done, twp_relay_get_bytes_to_ws);
+}
+
+TwpServerStats *
+twp_server_get_stats (TwpServer *self)
+{
+  g_return_val_if_fail (TWP_IS_SERVER (self), NULL);
+
+  twp_server_stats_set_live (self->stats, g_hash_table_size (self->connections),
+                             self->options.max_connections,
+                             twp_server_get_bytes_from_ws (self), twp_server_get_bytes_to_ws (self));
+  return self->stats;
 }
 
 void

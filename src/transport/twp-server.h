@@ -9,6 +9,7 @@
 
 #include "twp-args.h"
 #include "twp-relay.h"
+#include "twp-server-stats.h"
 
 G_BEGIN_DECLS
 
@@ -29,11 +30,13 @@ typedef struct {
   GPtrArray *trusted_proxies;    /* GInetAddressMask*: peers whose Forwarded/X-Forwarded-For is believed */
   gboolean trust_rfc7239;        /* read Forwarded: for= instead of X-Forwarded-For */
   char *static_dir;              /* optional files served to plain HTTP requests */
-  guint max_connections;         /* 0: unlimited */
-  guint max_connections_per_ip;  /* per client address (USERADDR), 0: unlimited */
-  guint handshake_timeout_ms;    /* slowloris bound on the HTTP upgrade */
-  guint orport_timeout_ms;       /* bound on connecting to and authenticating with tor */
+  guint max_connections;         /* 0: unlimited; when full, the oldest half-open connection makes room */
+  guint max_connections_per_ip;  /* per client address, from accept (half-open ones too), 0: unlimited */
+  guint handshake_timeout_ms;    /* slowloris bound on TLS and the request head */
+  guint orport_timeout_ms;       /* bound on connecting to and authenticating with tor; at most half the above */
   TwpRelayOptions relay;         /* keepalive, idle timeout, message bound */
+  GSocketAddress *metrics_address; /* NULL: no metrics endpoint */
+  gboolean metrics_allow_remote; /* metrics_address may be off loopback */
 } TwpServerOptions;
 
 /* Defaults for every field. */
@@ -43,7 +46,8 @@ void     twp_server_options_clear (TwpServerOptions *options);
  * command line: path, origin, tls-cert, tls-key, trusted-proxy,
  * trusted-proxy-header, max-connections, max-connections-per-ip,
  * stall-timeout, handshake-timeout, idle-timeout, keepalive,
- * max-message-size, static-dir. Unknown keys are errors. */
+ * max-message-size, static-dir, metrics, metrics-allow-remote. Unknown keys
+ * are errors. */
 gboolean twp_server_options_apply (TwpServerOptions  *options,
                                    TwpArgs           *args,
                                    GError           **error);
@@ -62,6 +66,8 @@ GInetSocketAddress *twp_server_listen   (TwpServer     *self,
 guint               twp_server_get_n_connections (TwpServer *self);
 guint64             twp_server_get_bytes_from_ws (TwpServer *self);
 guint64             twp_server_get_bytes_to_ws   (TwpServer *self);
+/* The server's counters, with the live values brought up to date. */
+TwpServerStats     *twp_server_get_stats         (TwpServer *self);
 /* SIGINT: stop accepting; open connections go on. */
 void                twp_server_stop_accepting (TwpServer *self);
 /* Tears every connection down at once. */

@@ -471,6 +471,111 @@ twp_ws_server_request_free (TwpWsServerRequest *request)
   g_free (request);
 }
 
+/* RFC 9110 section 5.6.2: tchar. */
+static gboolean
+is_tchar (guchar c)
+{
+  return g_ascii_isalnum (c) || (c != '\0' && strchr ("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* RFC 9112 section 3: method SP request-target SP HTTP-version, the target
+ * visible ASCII (origin, absolute, authority or asterisk form). */
+static gboolean
+request_line_is_strict (const char *line,
+                        gsize       len)
+{
+  gsize i = 0;
+  gsize start;
+
+  while (i < len && is_tchar (line[i]))
+    i++;
+  if (i == 0 || i == len || line[i] != ' ')
+    return FALSE;
+  start = ++i;
+  while (i < len && (guchar) line[i] > 0x20 && (guchar) line[i] < 0x7f)
+    i++;
+  if (i == start || i == len || line[i] != ' ')
+    return FALSE;
+  i++;
+  return len - i == strlen ("HTTP/1.1") &&
+         (memcmp (line + i, "HTTP/1.1", len - i) == 0 || memcmp (line + i, "HTTP/1.0", len - i) == 0);
+}
+
+/* libsoup's request parser is lenient (bare LF, obs-fold, lines without a
+ * colon, names with spaces); a proxy in front may read such a head
+ * differently from us, so refuse what RFC 9112 lets a server refuse, as
+ * nginx does. @head_len includes the final empty line. */
+static gboolean
+request_head_is_strict (const char  *head,
+                        gsize        head_len,
+                        GError     **error)
+{
+  const char *reason = NULL;
+  gboolean first = TRUE;
+  gsize pos = 0;
+
+  while (reason == NULL)
+    {
+      const char *line = head + pos;
+      const char *lf = memchr (line, '\n', head_len - pos);
+      gsize len;
+      gsize i;
+
+      /* twp_http_find_head_end () found an empty line: there is a LF. */
+      g_assert (lf != NULL);
+      len = (gsize) (lf - line);
+      if (len == 0 || line[len - 1] != '\r')
+        {
+          reason = "bare LF line end";
+          break;
+        }
+      len--;
+      if (memchr (line, '\r', len) != NULL)
+        reason = "CR inside a line";
+      else if (first)
+        {
+          if (!request_line_is_strict (line, len))
+            reason = "invalid request line";
+          first = FALSE;
+        }
+      else if (len == 0)
+        break;
+      else if (line[0] == ' ' || line[0] == '\t')
+        reason = "obs-fold continuation line";
+      else
+        {
+          for (i = 0; i < len && is_tchar (line[i]); i++)
+            ;
+          if (i == len)
+            reason = "header line without a colon";
+          else if (line[i] != ':')
+            reason = memchr (line + i, ':', len - i) != NULL ? "header name is not a token" : "header line without a colon";
+          else if (i == 0)
+            reason = "empty header name";
+          else
+            {
+              /* field-value: VCHAR, obs-text, SP and HTAB only. */
+              for (i++; i < len && reason == NULL; i++)
+                {
+                  guchar c = line[i];
+
+                  if ((c < 0x20 && c != '\t') || c == 0x7f)
+                    reason = "control character in a header value";
+                }
+            }
+        }
+      pos += (gsize) (lf - line) + 1;
+    }
+
+  if (reason != NULL)
+    {
+      g_set_error (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_MALFORMED,
+                   "Malformed HTTP request: %s", reason);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* RFC 6455 section 4.2.1 item 5: base64 of a 16-byte value. */
 static gboolean
 key_is_valid (const char *key)
@@ -615,6 +720,8 @@ twp_ws_server_request_parse (const char  *head,
 
   copy = copy_head (head, len, &copy_len, error);
   if (copy == NULL)
+    return NULL;
+  if (!request_head_is_strict (head, twp_http_find_head_end ((const guint8 *) head, len, NULL), error))
     return NULL;
 
   headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
@@ -774,7 +881,24 @@ port_is_valid (const char *port)
   return TRUE;
 }
 
-/* An IP literal in canonical form, or NULL. Zone IDs are refused: they only
+/* Whether @address can be a client's own: not unspecified (0.0.0.0/8,
+ * ::), broadcast, reserved (240.0.0.0/4) or multicast. Such an address
+ * never sends a TCP handshake; written by a proxy it means the proxy did
+ * not know, and as USERADDR it would pool unrelated clients. */
+static gboolean
+is_client_address (GInetAddress *address)
+{
+  const guint8 *bytes = g_inet_address_to_bytes (address);
+
+  if (g_inet_address_get_is_any (address) || g_inet_address_get_is_multicast (address))
+    return FALSE;
+  if (g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV4)
+    return bytes[0] != 0 && bytes[0] < 224;
+  return TRUE;
+}
+
+/* An IP literal in canonical form, or NULL. An IPv4-mapped IPv6 address
+ * comes out as the IPv4 address it is. Zone IDs are refused: they only
  * mean something on the proxy's host. */
 static char *
 canonical_ip (const char *text,
@@ -783,6 +907,7 @@ canonical_ip (const char *text,
 {
   g_autofree char *copy = g_strndup (text, len);
   g_autoptr(GInetAddress) address = NULL;
+  const guint8 *bytes;
 
   if (copy[0] == '\0' || strchr (copy, '%') != NULL)
     return NULL;
@@ -790,6 +915,16 @@ canonical_ip (const char *text,
   if (address == NULL)
     return NULL;
   if ((g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV6) != want_ipv6)
+    return NULL;
+  bytes = g_inet_address_to_bytes (address);
+  /* ::ffff:a.b.c.d (GLib 2.74 has no g_inet_address_get_is_mapped_v4 ()) */
+  if (want_ipv6 && memcmp (bytes, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)
+    {
+      g_autoptr(GInetAddress) v4 = g_inet_address_new_from_bytes (bytes + 12, G_SOCKET_FAMILY_IPV4);
+
+      g_set_object (&address, v4);
+    }
+  if (!is_client_address (address))
     return NULL;
   return g_inet_address_to_string (address);
 }

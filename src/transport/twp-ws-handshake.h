@@ -112,8 +112,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TwpWsServerRequest, twp_ws_server_request_free)
 
 /* Parses a request head (@len bytes from twp_http_find_head_end(); bytes
  * after the head are ignored). Returns NULL with MALFORMED (or TOO_LARGE)
- * only when it is not an HTTP/1.x request at all; otherwise classifies it
- * into kind. UPGRADE requires GET, HTTP/1.1, one Host, an Upgrade token
+ * when it is not a well-formed HTTP/1.0 or 1.1 request head (RFC 9112,
+ * strictly: CRLF line ends only, "METHOD SP target SP HTTP/1.x", every
+ * header line a token name, a colon and a value without control
+ * characters, no obs-fold, no NUL; the error says which rule failed);
+ * otherwise classifies it into kind. UPGRADE requires GET, HTTP/1.1, one Host, an Upgrade token
  * "websocket" and a Connection token "upgrade" (both case-insensitive),
  * Sec-WebSocket-Version 13 and a valid key. */
 TwpWsServerRequest *twp_ws_server_request_parse (const char  *head,
@@ -144,8 +147,10 @@ char *twp_http_response_ok (const char *content_type,
 
 /* Reverse proxies. Both return the client address added by the LAST
  * (nearest) proxy, i.e. the rightmost list element, as a canonical IP
- * literal without brackets or port, or NULL when absent or unusable
- * ("unknown", obfuscated "_x", hostnames, zone IDs, garbage). A client can
+ * literal without brackets or port (IPv4-mapped IPv6 as IPv4), or NULL when
+ * absent or unusable ("unknown", obfuscated "_x", hostnames, zone IDs,
+ * addresses no client can have: unspecified, broadcast, reserved,
+ * multicast; a list with an unterminated quoted-string; garbage). A client can
  * send either header itself and a proxy passes through the one it does not
  * set: when the operator knows which one the proxy sets, use
  * twp_http_forwarded_for_from() with that source. */
