@@ -16,6 +16,8 @@ packages=(
   prometheus
   # real tor network (suite tor)
   tor
+  # the AppArmor profile's parse check (suite data): apparmor_parser
+  apparmor
   # browser, reverse proxy, other WebSocket implementations
   chromium nginx
   # benchmarks

@@ -325,6 +325,18 @@ apply_frame_mode (App *app)
     twp_client_set_frame_mode (app->client_role, mode);
 }
 
+/* A positive number from the environment, else 0 (the default). */
+static guint
+test_env_uint (const char *name)
+{
+  const char *value = g_getenv (name);
+  guint64 number = 0;
+
+  if (value == NULL || !g_ascii_string_to_unsigned (value, 10, 1, G_MAXUINT, &number, NULL))
+    return 0;
+  return (guint) number;
+}
+
 static gboolean
 fill_client_options (App               *app,
                      TwpPtEnv          *env,
@@ -339,6 +351,10 @@ fill_client_options (App               *app,
   options->relay.idle_timeout_seconds = (guint) app->idle_timeout;
   options->relay.stall_timeout_seconds = (guint) app->stall_timeout;
   options->relay.max_message_size = (gsize) app->max_message_size;
+  /* For tests only (README, "Tests"): bridge expiry in milliseconds and a
+   * smaller bridge table, so that the bounds can be checked in seconds. */
+  options->bridge_idle_timeout_ms = test_env_uint ("TWP_TEST_BRIDGE_IDLE_MS");
+  options->max_bridges = test_env_uint ("TWP_TEST_MAX_BRIDGES");
   if (env != NULL)
     {
       options->dial.bind_v4 = env->outbound_bind_v4;
@@ -844,6 +860,7 @@ main (int    argc,
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_description (context,
     "Run by tor:\n"
+    "  UseBridges 1\n"
     "  ClientTransportPlugin websocket exec /usr/libexec/tor-websocket-proxy --client --managed\n"
     "  Bridge websocket 192.0.2.3:443 url=wss://bridge.example.net/path\n"
     "  ServerTransportPlugin websocket exec /usr/libexec/tor-websocket-proxy --server --managed\n"

@@ -464,8 +464,6 @@ test_response_bad (void)
       "Sec-WebSocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
     { "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n"
       "Sec-WebSocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
-    { "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
     /* Subprotocol both ways */
     { "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\nSec-WebSocket-Protocol: base64\r\n\r\n",
@@ -503,6 +501,125 @@ test_response_bad (void)
   gsize i;
 
   for (i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      TwpWsClientResponse response = { 0 };
+
+      g_test_message ("case %" G_GSIZE_FORMAT, i);
+      g_assert_false (parse_response (cases[i].head, PROPOSAL_KEY_BINARY, cases[i].requested_base64,
+                                      &response, &error));
+      g_assert_error (error, TWP_WS_HANDSHAKE_ERROR, cases[i].code);
+      g_assert_false (response.base64);
+      twp_ws_client_response_clear (&response);
+    }
+}
+
+/* The Go websocket-server of the proposal's reference implementation
+ * answers with HTTP/1.0, Go's canonical header case and Go's sorted header
+ * order, and names the subprotocol only when asked. */
+#define GO_RESPONSE_BINARY \
+  "HTTP/1.0 101 Switching Protocols\r\n" \
+  "Connection: Upgrade\r\n" \
+  "Sec-Websocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n" \
+  "Upgrade: websocket\r\n" \
+  "\r\n"
+#define GO_RESPONSE_BASE64 \
+  "HTTP/1.0 101 Switching Protocols\r\n" \
+  "Connection: Upgrade\r\n" \
+  "Sec-Websocket-Accept: " PROPOSAL_ACCEPT_BASE64 "\r\n" \
+  "Sec-Websocket-Protocol: base64\r\n" \
+  "Upgrade: websocket\r\n" \
+  "\r\n"
+
+static void
+test_response_http10 (void)
+{
+  g_autoptr(GError) error = NULL;
+  TwpWsClientResponse response = { 0 };
+
+  g_assert_true (parse_response (GO_RESPONSE_BINARY, PROPOSAL_KEY_BINARY, FALSE, &response, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (response.status, ==, 101);
+  g_assert_false (response.base64);
+  twp_ws_client_response_clear (&response);
+
+  g_assert_true (parse_response (GO_RESPONSE_BASE64, PROPOSAL_KEY_BASE64, TRUE, &response, &error));
+  g_assert_no_error (error);
+  g_assert_true (response.base64);
+  twp_ws_client_response_clear (&response);
+
+  /* Asked for base64, not granted: binary, the caller decides. */
+  g_assert_true (parse_response (GO_RESPONSE_BINARY, PROPOSAL_KEY_BINARY, TRUE, &response, &error));
+  g_assert_no_error (error);
+  g_assert_false (response.base64);
+  twp_ws_client_response_clear (&response);
+
+  /* The proposal's own answer, only the version changed. */
+  g_assert_true (parse_response ("HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\nSec-WebSocket-Accept: " PROPOSAL_ACCEPT_BINARY
+                                 "\r\n\r\n", PROPOSAL_KEY_BINARY, FALSE, &response, &error));
+  g_assert_no_error (error);
+  twp_ws_client_response_clear (&response);
+}
+
+/* Only the version is lenient: an HTTP/1.0 answer gets every other check,
+ * and versions other than 1.0 and 1.1 stay refused. */
+static void
+test_response_http10_strict (void)
+{
+  const struct {
+    const char *head;
+    gboolean requested_base64;
+    int code;
+  } cases[] = {
+    /* Each header of the Go answer missing or wrong in turn */
+    { "HTTP/1.0 101 Switching Protocols\r\nSec-Websocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n"
+      "Upgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: close\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: h2c\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+      FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_ACCEPT },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BASE64 "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_BAD_ACCEPT },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nSec-Websocket-Protocol: base64\r\nUpgrade: websocket\r\n\r\n",
+      FALSE, TWP_WS_HANDSHAKE_ERROR_PROTOCOL },
+    { "HTTP/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nSec-Websocket-Extensions: permessage-deflate\r\nUpgrade: websocket\r\n\r\n",
+      FALSE, TWP_WS_HANDSHAKE_ERROR_EXTENSION },
+    /* Other statuses over HTTP/1.0 */
+    { "HTTP/1.0 200 OK\r\nConnection: Upgrade\r\nSec-Websocket-Accept: " PROPOSAL_ACCEPT_BINARY "\r\n"
+      "Upgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_STATUS },
+    { "HTTP/1.0 302 Found\r\nLocation: ws://elsewhere.example/\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_STATUS },
+    { "HTTP/1.0 400 Bad Request\r\nConnection: close\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_STATUS },
+    /* Other versions and look-alikes libsoup itself would take */
+    { "HTTP/1.2 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/1.01 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/01.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/2 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/2.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/0.9 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "ICY 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "http/1.0 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-Websocket-Accept: "
+      PROPOSAL_ACCEPT_BINARY "\r\nUpgrade: websocket\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    { "HTTP/1.0\r\n\r\n", FALSE, TWP_WS_HANDSHAKE_ERROR_MALFORMED },
+    /* libsoup skips a line without a colon; the answer still lacks Upgrade */
+    { "HTTP/1.0 101\r\nConnection: Upgrade\r\nUpgrade websocket\r\n\r\n", FALSE,
+      TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_autoptr(GError) error = NULL;
       TwpWsClientResponse response = { 0 };
@@ -1101,6 +1218,8 @@ main (int    argc,
   g_test_add_func ("/ws-handshake/client-response/location-private", test_response_location_private);
   g_test_add_func ("/ws-handshake/client-response/bad", test_response_bad);
   g_test_add_func ("/ws-handshake/client-response/nul", test_response_nul);
+  g_test_add_func ("/ws-handshake/client-response/http10", test_response_http10);
+  g_test_add_func ("/ws-handshake/client-response/http10-strict", test_response_http10_strict);
   g_test_add_func ("/ws-handshake/server-request/upgrade", test_request_parse_upgrade);
   g_test_add_func ("/ws-handshake/server-request/kinds", test_request_parse_kinds);
   g_test_add_func ("/ws-handshake/server-request/malformed", test_request_parse_malformed);

@@ -319,6 +319,7 @@ struct _TwpTestClientPeer
   GSocket *listener;
   guint16 port;
   gboolean allow_base64;
+  gboolean go_reference;
   guint delay_ms;
   GBytes *early;
   TwpTestClientPeerScript script;
@@ -353,16 +354,36 @@ peer_handshake (TwpTestClientPeer  *peer,
       return FALSE;
     }
   protocol = twp_test_client_header_value (peer->request, "Sec-WebSocket-Protocol");
-  *base64 = peer->allow_base64 && g_strcmp0 (protocol, "base64") == 0;
-
   accept = twp_ws_compute_accept (key);
-  g_string_append (response, "HTTP/1.1 101 Switching Protocols\r\n"
-                             "Upgrade: websocket\r\n"
-                             "Connection: Upgrade\r\n");
-  g_string_append_printf (response, "Sec-WebSocket-Accept: %s\r\n", accept);
-  if (*base64)
-    g_string_append (response, "Sec-WebSocket-Protocol: base64\r\n");
-  g_string_append (response, "\r\n");
+  if (peer->go_reference)
+    {
+      g_auto(GStrv) offered = g_strsplit (protocol != NULL ? protocol : "", ",", -1);
+
+      /* Its server offers base64 and picks it from the client's
+       * comma-separated list; Go writes the headers it set sorted by
+       * their canonical names. */
+      *base64 = FALSE;
+      for (char **p = offered; *p != NULL; p++)
+        if (g_str_equal (g_strstrip (*p), "base64"))
+          *base64 = TRUE;
+      g_string_append (response, "HTTP/1.0 101 Switching Protocols\r\n"
+                                 "Connection: Upgrade\r\n");
+      g_string_append_printf (response, "Sec-Websocket-Accept: %s\r\n", accept);
+      if (*base64)
+        g_string_append (response, "Sec-Websocket-Protocol: base64\r\n");
+      g_string_append (response, "Upgrade: websocket\r\n\r\n");
+    }
+  else
+    {
+      *base64 = peer->allow_base64 && g_strcmp0 (protocol, "base64") == 0;
+      g_string_append (response, "HTTP/1.1 101 Switching Protocols\r\n"
+                                 "Upgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\n");
+      g_string_append_printf (response, "Sec-WebSocket-Accept: %s\r\n", accept);
+      if (*base64)
+        g_string_append (response, "Sec-WebSocket-Protocol: base64\r\n");
+      g_string_append (response, "\r\n");
+    }
   if (peer->early != NULL)
     g_string_append_len (response, g_bytes_get_data (peer->early, NULL), g_bytes_get_size (peer->early));
   if (peer->delay_ms > 0)
@@ -417,6 +438,23 @@ twp_test_client_peer_new_full (gboolean                 allow_base64,
   peer->listener = twp_test_client_listen (&peer->port, &error);
   g_assert_no_error (error);
   peer->thread = g_thread_new ("raw-ws-peer", peer_thread, peer);
+  return peer;
+}
+
+TwpTestClientPeer *
+twp_test_client_peer_new_go_reference (TwpTestClientPeerScript  script,
+                                       gpointer                 user_data)
+{
+  TwpTestClientPeer *peer = g_new0 (TwpTestClientPeer, 1);
+  g_autoptr(GError) error = NULL;
+
+  peer->allow_base64 = TRUE;
+  peer->go_reference = TRUE;
+  peer->script = script;
+  peer->user_data = user_data;
+  peer->listener = twp_test_client_listen (&peer->port, &error);
+  g_assert_no_error (error);
+  peer->thread = g_thread_new ("go-reference-peer", peer_thread, peer);
   return peer;
 }
 

@@ -111,6 +111,13 @@ TwpTestClientPeer *twp_test_client_peer_new_full (gboolean                 allow
                                                   GBytes                  *early,
                                                   TwpTestClientPeerScript  script,
                                                   gpointer                 user_data);
+/* A peer that answers the upgrade exactly as the proposal's reference
+ * implementation does (the Go websocket-server of the first bridges):
+ * "HTTP/1.0 101 Switching Protocols", then Go's http.Header.Write() form of
+ * its headers (canonical case "Sec-Websocket-Accept", sorted by name), with
+ * "Sec-Websocket-Protocol: base64" only when the request lists base64. */
+TwpTestClientPeer *twp_test_client_peer_new_go_reference (TwpTestClientPeerScript  script,
+                                                          gpointer                 user_data);
 guint16 twp_test_client_peer_get_port (TwpTestClientPeer *peer);
 /* TRUE once the thread has finished (the socket is closed by then). */
 gboolean twp_test_client_peer_is_done (TwpTestClientPeer *peer);

@@ -7,6 +7,8 @@
 
 #include <glib/gi18n.h>
 
+#include "twp-tor-browser.h"
+#include "twp-tor-browser-dialog.h"
 #include "twp-transport-group.h"
 
 struct _TwpWindow
@@ -126,6 +128,14 @@ network_changed_cb (TwpWindow *self)
 {
   gtk_revealer_set_reveal_child (self->offline_revealer,
                                  !g_network_monitor_get_network_available (self->network_monitor));
+}
+
+static void
+tor_browser_activated (GtkWidget  *widget,
+                       const char *action_name,
+                       GVariant   *parameter)
+{
+  gtk_window_present (GTK_WINDOW (twp_tor_browser_dialog_new (GTK_WINDOW (widget))));
 }
 
 static void
@@ -268,6 +278,7 @@ twp_window_class_init (TwpWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TwpWindow, other_section);
 
   gtk_widget_class_install_action (widget_class, "win.copy-torrc", NULL, copy_torrc_activated);
+  gtk_widget_class_install_action (widget_class, "win.tor-browser", NULL, tor_browser_activated);
   gtk_widget_class_install_action (widget_class, "win.toast", "s", toast_activated);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_w, GDK_CONTROL_MASK, "window.close", NULL);
 }
@@ -278,11 +289,8 @@ twp_window_init (TwpWindow *self)
   self->groups = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   gtk_widget_init_template (GTK_WIDGET (self));
 
-  /* torrc syntax is not translated; the bridge address and URL are
-   * documentation examples (RFC 5737, RFC 2606). */
-  self->torrc_text = g_strdup ("UseBridges 1\n"
-                               "ClientTransportPlugin websocket exec " TWP_LIBEXECDIR "/tor-websocket-proxy\n"
-                               "Bridge websocket 192.0.2.1:443 url=wss://bridge.example.org/ws");
+  /* One source for these lines: the torrc snippet test runs them. */
+  self->torrc_text = twp_torrc_client_example ();
   gtk_label_set_label (self->torrc_label, self->torrc_text);
   gtk_stack_set_visible_child_name (self->stack, "empty");
 }
@@ -328,4 +336,25 @@ twp_window_get_group (TwpWindow   *self,
   g_return_val_if_fail (TWP_IS_WINDOW (self), NULL);
 
   return g_hash_table_lookup (self->groups, instance);
+}
+
+gboolean
+twp_window_shows_under (TwpWindow   *self,
+                        TwpInstance *instance,
+                        const char  *origin)
+{
+  GtkWidget *group;
+  GtkBox *section;
+
+  g_return_val_if_fail (TWP_IS_WINDOW (self), FALSE);
+
+  group = g_hash_table_lookup (self->groups, instance);
+  if (g_strcmp0 (origin, "tor-browser") == 0)
+    section = self->tor_browser_section;
+  else if (g_strcmp0 (origin, "system-tor") == 0)
+    section = self->system_section;
+  else
+    section = self->other_section;
+  return group != NULL && gtk_widget_get_parent (group) == GTK_WIDGET (section) &&
+         gtk_widget_get_visible (GTK_WIDGET (section));
 }

@@ -25,5 +25,10 @@ gboolean    twp_window_is_offline_shown (TwpWindow *self);
 /* The group shown for @instance, or NULL. */
 GtkWidget  *twp_window_get_group      (TwpWindow   *self,
                                        TwpInstance *instance);
+/* For tests: TRUE when @instance's group is shown under the heading of
+ * @origin ("tor-browser", "system-tor" or "other"). */
+gboolean    twp_window_shows_under    (TwpWindow   *self,
+                                       TwpInstance *instance,
+                                       const char  *origin);
 
 G_END_DECLS

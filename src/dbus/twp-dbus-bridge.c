@@ -17,7 +17,6 @@ struct _TwpDBusBridgeImpl
   TwpClient *client;
   TwpBridge *bridge;
   GPtrArray *bindings;           /* GBinding*, core -> skeleton */
-  GSource *counters_timer;
   GCancellable *test_cancellable;
   GPtrArray *test_waiters;       /* GDBusMethodInvocation*; non-NULL while a test runs */
 };
@@ -31,15 +30,22 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (TwpDBusBridgeImpl, twp_dbus_bridge_impl,
 
 /* ---- counters ---------------------------------------------------------- */
 
-static void
-update_counters (TwpDBusBridgeImpl *self)
+void
+twp_dbus_bridge_impl_update_counters (TwpDBusBridgeImpl *self)
 {
   TwpDBusBridge *iface = TWP_DBUS_BRIDGE (self);
-  guint64 attempts = twp_bridge_get_attempts (self->bridge);
-  guint64 failures = twp_bridge_get_failures (self->bridge);
-  guint64 sent = twp_bridge_get_bytes_sent (self->bridge);
-  guint64 received = twp_bridge_get_bytes_received (self->bridge);
-  gint64 rtt = twp_bridge_get_rtt_us (self->bridge);
+  guint64 attempts, failures, sent, received;
+  gint64 rtt;
+
+  g_return_if_fail (TWP_DBUS_IS_BRIDGE_IMPL (self));
+
+  if (self->bridge == NULL)
+    return;
+  attempts = twp_bridge_get_attempts (self->bridge);
+  failures = twp_bridge_get_failures (self->bridge);
+  sent = twp_bridge_get_bytes_sent (self->bridge);
+  received = twp_bridge_get_bytes_received (self->bridge);
+  rtt = twp_bridge_get_rtt_us (self->bridge);
 
   /* Setting a skeleton property queues PropertiesChanged: only on change. */
   if (twp_dbus_bridge_get_attempts (iface) != attempts)
@@ -54,13 +60,6 @@ update_counters (TwpDBusBridgeImpl *self)
     twp_dbus_bridge_set_rtt_microseconds (iface, rtt);
 }
 
-static gboolean
-counters_timer_cb (gpointer user_data)
-{
-  update_counters (TWP_DBUS_BRIDGE_IMPL (user_data));
-  return G_SOURCE_CONTINUE;
-}
-
 static void
 bridge_state_cb (TwpBridge  *bridge,
                  GParamSpec *pspec,
@@ -69,7 +68,7 @@ bridge_state_cb (TwpBridge  *bridge,
   /* A state change also refreshes the counters, so that one
    * PropertiesChanged shows a coherent picture (failing with its
    * failure counted); state changes are no more frequent than attempts. */
-  update_counters (TWP_DBUS_BRIDGE_IMPL (user_data));
+  twp_dbus_bridge_impl_update_counters (TWP_DBUS_BRIDGE_IMPL (user_data));
 }
 
 /* ---- methods ----------------------------------------------------------- */
@@ -178,9 +177,6 @@ twp_dbus_bridge_impl_shutdown (TwpDBusBridgeImpl *self)
 
   if (self->test_cancellable != NULL)
     g_cancellable_cancel (self->test_cancellable);
-  if (self->counters_timer != NULL)
-    g_source_destroy (self->counters_timer);
-  g_clear_pointer (&self->counters_timer, g_source_unref);
 }
 
 static void
@@ -260,13 +256,11 @@ twp_dbus_bridge_impl_new (TwpClient *client,
   bind (self, "last-failure-details", "last-failure-details", twp_dbus_transform_details);
   bind (self, "last-failure-code", "last-failure-code", NULL);
 
-  /* Counters change with every packet: copied at most once a second. */
-  update_counters (self);
+  /* Counters change with every packet: copied at most once a second, by
+   * the service for all bridges at once (one timer, not one per bridge:
+   * each main loop iteration looks at every source). */
+  twp_dbus_bridge_impl_update_counters (self);
   g_signal_connect_object (bridge, "notify::state", G_CALLBACK (bridge_state_cb), self, 0);
-  self->counters_timer = g_timeout_source_new_seconds (1);
-  g_source_set_static_name (self->counters_timer, "[twp] D-Bus bridge counters");
-  g_source_set_callback (self->counters_timer, counters_timer_cb, self, NULL);
-  g_source_attach (self->counters_timer, NULL);
   return self;
 }
 

@@ -26,6 +26,9 @@ G_DECLARE_FINAL_TYPE (TwpDBusBridgeImpl, twp_dbus_bridge_impl,
 TwpDBusBridgeImpl *twp_dbus_bridge_impl_new        (TwpClient *client,
                                                     TwpBridge *bridge);
 TwpBridge         *twp_dbus_bridge_impl_get_bridge (TwpDBusBridgeImpl *self);
+/* Copies the counters (attempts, failures, bytes, RTT), which change too
+ * often to follow: the service calls it once a second for every bridge. */
+void               twp_dbus_bridge_impl_update_counters (TwpDBusBridgeImpl *self);
 /* Cancels a running Test() (its callers get an error). */
 void               twp_dbus_bridge_impl_shutdown   (TwpDBusBridgeImpl *self);
 

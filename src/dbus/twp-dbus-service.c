@@ -30,6 +30,8 @@ struct _TwpDBusService
   TwpDBusTransportImpl *transport;
   GDBusObjectManagerServer *manager;
   GHashTable *bridge_objects;    /* TwpBridge* -> TwpDBusObjectSkeleton* */
+  GPtrArray *bridge_order;       /* TwpBridge, as in the client's list model */
+  GSource *counters_timer;       /* copies every bridge's counters once a second */
   GCancellable *cancellable;
   GDBusConnection *connection;   /* NULL until connected, and after stop */
   char *name;                    /* the name owned or being asked for */
@@ -152,34 +154,27 @@ unexport_bridge (TwpDBusService        *self,
                                          g_dbus_object_get_object_path (G_DBUS_OBJECT (object)));
 }
 
-/* Brings the exported objects in line with the client's bridges. */
-static void
-sync_bridges (TwpDBusService *self)
+static gboolean
+counters_timer_cb (gpointer user_data)
 {
-  GListModel *bridges = twp_client_get_bridges (self->client);
-  guint n = g_list_model_get_n_items (bridges);
-  g_autoptr(GHashTable) present = g_hash_table_new (NULL, NULL);
+  TwpDBusService *self = user_data;
   GHashTableIter iter;
-  gpointer key, value;
-
-  for (guint i = 0; i < n; i++)
-    {
-      g_autoptr(TwpBridge) bridge = g_list_model_get_item (bridges, i);
-
-      g_hash_table_add (present, bridge);
-      if (!g_hash_table_contains (self->bridge_objects, bridge))
-        export_bridge (self, bridge);
-    }
+  gpointer value;
 
   g_hash_table_iter_init (&iter, self->bridge_objects);
-  while (g_hash_table_iter_next (&iter, &key, &value))
-    if (!g_hash_table_contains (present, key))
-      {
-        unexport_bridge (self, value);
-        g_hash_table_iter_remove (&iter);
-      }
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      g_autoptr(TwpDBusBridge) iface = twp_dbus_object_get_bridge (TWP_DBUS_OBJECT (value));
+
+      if (iface != NULL)
+        twp_dbus_bridge_impl_update_counters (TWP_DBUS_BRIDGE_IMPL (iface));
+    }
+  return G_SOURCE_CONTINUE;
 }
 
+/* Follows the client's list model: the bridges it adds are exported
+ * (InterfacesAdded), those it forgets unexported (InterfacesRemoved). The
+ * work is per changed bridge, never a walk over all of them. */
 static void
 bridges_changed_cb (GListModel *model,
                     guint       position,
@@ -187,7 +182,31 @@ bridges_changed_cb (GListModel *model,
                     guint       added,
                     gpointer    user_data)
 {
-  sync_bridges (TWP_DBUS_SERVICE (user_data));
+  TwpDBusService *self = TWP_DBUS_SERVICE (user_data);
+
+  g_return_if_fail (position + removed <= self->bridge_order->len);
+
+  for (guint i = position; i < position + removed; i++)
+    {
+      TwpBridge *bridge = g_ptr_array_index (self->bridge_order, i);
+      TwpDBusObjectSkeleton *object = g_hash_table_lookup (self->bridge_objects, bridge);
+
+      /* Not exported when its id made no object path. */
+      if (object != NULL)
+        {
+          unexport_bridge (self, object);
+          g_hash_table_remove (self->bridge_objects, bridge);
+        }
+    }
+  g_ptr_array_remove_range (self->bridge_order, position, removed);
+
+  for (guint i = position; i < position + added; i++)
+    {
+      g_autoptr(TwpBridge) bridge = g_list_model_get_item (model, i);
+
+      g_ptr_array_insert (self->bridge_order, i, g_object_ref (bridge));
+      export_bridge (self, bridge);
+    }
 }
 
 /* ---- publishing -------------------------------------------------------- */
@@ -217,8 +236,9 @@ connection_closed_cb (GDBusConnection *connection,
 {
   TwpDBusService *self = user_data;
 
-  /* The bus went away: the transport goes on serving tor, unobserved. */
-  twp_log_user (TWP_LOG_INFO, "the session bus connection closed; no longer published on D-Bus");
+  /* The bus went away: the transport goes on serving tor, unobserved,
+   * and never reconnects (a bus that keeps failing must cost nothing). */
+  twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: the session bus connection closed");
   unpublish (self);
 }
 
@@ -233,7 +253,7 @@ name_lost_cb (GDBusConnection *connection,
 {
   TwpDBusService *self = user_data;
 
-  twp_log_user (TWP_LOG_INFO, "lost the session bus name %s; no longer published on D-Bus", self->name);
+  twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: lost the session bus name %s", self->name);
   unpublish (self);
 }
 
@@ -257,7 +277,12 @@ request_name_cb (GObject      *source,
     return;
   if (reply == NULL)
     {
-      twp_log_user (TWP_LOG_INFO, "cannot own a session bus name; not published on D-Bus: %s", error->message);
+      /* Refused by the bus's policy or AppArmor (AccessDenied): said
+       * once at notice level, where tor's default log shows it, and
+       * never asked again. */
+      twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: the session bus refused the name %s "
+                    "(bus policy or AppArmor); the transport works without it: %s",
+                    self->name, error->message);
       unpublish (self);
       return;
     }
@@ -281,7 +306,7 @@ request_name_cb (GObject      *source,
       own_next_name (self);
       return;
     }
-  twp_log_user (TWP_LOG_INFO, "every session bus name for this process is taken; not published on D-Bus");
+  twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: every session bus name for this process is taken");
   unpublish (self);
 }
 
@@ -314,8 +339,8 @@ connection_ready_cb (GObject      *source,
   if (connection == NULL)
     {
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        twp_log_user (TWP_LOG_INFO, "cannot connect to the session bus; not published on D-Bus: %s",
-                      error->message);
+        twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: cannot connect to the session bus "
+                      "(bus policy or AppArmor?): %s", error->message);
       return;
     }
   if (self->stopped)
@@ -375,6 +400,10 @@ twp_dbus_service_stop (TwpDBusService *self)
   while (g_hash_table_iter_next (&iter, NULL, &value))
     unexport_bridge (self, value);
   g_hash_table_remove_all (self->bridge_objects);
+  g_ptr_array_set_size (self->bridge_order, 0);
+  if (self->counters_timer != NULL)
+    g_source_destroy (self->counters_timer);
+  g_clear_pointer (&self->counters_timer, g_source_unref);
   unpublish (self);
 }
 
@@ -408,6 +437,7 @@ twp_dbus_service_finalize (GObject *object)
   TwpDBusService *self = TWP_DBUS_SERVICE (object);
 
   g_hash_table_unref (self->bridge_objects);
+  g_ptr_array_unref (self->bridge_order);
   g_object_unref (self->cancellable);
   g_free (self->name);
 
@@ -431,6 +461,7 @@ twp_dbus_service_init (TwpDBusService *self)
   self->cancellable = g_cancellable_new ();
   self->manager = g_dbus_object_manager_server_new (TWP_DBUS_ROOT_PATH);
   self->bridge_objects = g_hash_table_new_full (NULL, NULL, g_object_unref, g_object_unref);
+  self->bridge_order = g_ptr_array_new_with_free_func (g_object_unref);
 }
 
 static void
@@ -462,8 +493,13 @@ twp_dbus_service_new_for_client (TwpClient  *client,
     }
   self->transport = twp_dbus_transport_impl_new_for_client (client, state_location, self->settings);
   export_transport (self);
-  sync_bridges (self);
+  bridges_changed_cb (twp_client_get_bridges (client), 0, 0,
+                      g_list_model_get_n_items (twp_client_get_bridges (client)), self);
   g_signal_connect (twp_client_get_bridges (client), "items-changed", G_CALLBACK (bridges_changed_cb), self);
+  self->counters_timer = g_timeout_source_new_seconds (1);
+  g_source_set_static_name (self->counters_timer, "[twp] D-Bus bridge counters");
+  g_source_set_callback (self->counters_timer, counters_timer_cb, self, NULL);
+  g_source_attach (self->counters_timer, NULL);
   return self;
 }
 

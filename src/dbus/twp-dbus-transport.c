@@ -126,15 +126,10 @@ read_counters (TwpDBusTransportImpl *self,
     }
   else
     {
-      GListModel *bridges = twp_client_get_bridges (self->client);
-
-      for (guint i = 0; i < g_list_model_get_n_items (bridges); i++)
-        {
-          g_autoptr(TwpBridge) bridge = g_list_model_get_item (bridges, i);
-
-          *sent += twp_bridge_get_bytes_sent (bridge);
-          *received += twp_bridge_get_bytes_received (bridge);
-        }
+      /* The client's own totals: forgotten bridges still count, and no
+       * walk over the bridges on each state change. */
+      *sent = twp_client_get_bytes_sent (self->client);
+      *received = twp_client_get_bytes_received (self->client);
     }
 }
 
@@ -507,11 +502,13 @@ new_common (const char *role,
   TwpDBusTransportImpl *self = g_object_new (TWP_DBUS_TYPE_TRANSPORT_IMPL, NULL);
   TwpDBusTransport *iface = TWP_DBUS_TRANSPORT (self);
   pid_t parent = getppid ();
+  /* tor's TOR_PT_STATE_LOCATION is a path: any bytes but NUL. */
+  g_autofree char *location = twp_log_make_valid (state_location != NULL ? state_location : "", -1);
 
   twp_dbus_transport_set_role (iface, role);
   twp_dbus_transport_set_version (iface, PACKAGE_VERSION);
   twp_dbus_transport_set_parent_pid (iface, (guint) parent);
-  twp_dbus_transport_set_state_location (iface, state_location != NULL ? state_location : "");
+  twp_dbus_transport_set_state_location (iface, location);
   twp_dbus_transport_set_origin_hint (iface, twp_dbus_origin_hint (state_location, parent));
   twp_dbus_transport_set_last_failure_details (iface, "");
   twp_dbus_transport_set_frame_mode (iface, "");

@@ -584,7 +584,8 @@ record_failure (TwpBridge    *self,
   self->last_failure_time = g_get_real_time () / G_USEC_PER_SEC;
   self->last_failure_reason = twp_failure_reason_from_error (error);
   g_free (self->last_failure_details);
-  self->last_failure_details = g_strdup (error != NULL ? error->message : NULL);
+  /* Error texts quote what servers sent: D-Bus takes only UTF-8. */
+  self->last_failure_details = twp_log_make_valid (error != NULL ? error->message : NULL, -1);
   notify (self, PROP_FAILURES);
   notify (self, PROP_LAST_FAILURE_TIME);
   notify (self, PROP_LAST_FAILURE_REASON);

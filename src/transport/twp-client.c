@@ -11,6 +11,27 @@
 #include "twp-log.h"
 #include "twp-socks.h"
 
+/* Every distinct bridge line tor (or any local process: the SOCKS port has
+ * no authentication) asks for makes a bridge object, mirrored on D-Bus.
+ * The table is bounded: a bridge with no attempt and no tunnel is forgotten
+ * after this long, and beyond the cap the least recently used idle one
+ * goes. Both can be changed for tests (TwpClientOptions). */
+#define DEFAULT_BRIDGE_IDLE_TIMEOUT_MS (10 * 60 * 1000)
+#define DEFAULT_MAX_BRIDGES 256
+/* A full table of busy bridges refuses new ones: logged at most this often. */
+#define FULL_LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
+
+/* One bridge in the table, with what the client counts about it. */
+typedef struct {
+  TwpClient *client;             /* borrowed: the client owns the entry */
+  TwpBridge *bridge;             /* owned */
+  TwpBridgeState counted;        /* the state counted in the client's totals */
+  GList idle_link;               /* in client->idle while no attempt or tunnel uses the bridge */
+  gint64 idle_since;             /* monotonic, while idle */
+  gulong state_handler;
+  gulong failure_handler;
+} BridgeEntry;
+
 struct _TwpClient
 {
   GObject parent_instance;
@@ -20,8 +41,21 @@ struct _TwpClient
   GHashTable *connections;       /* ClientConnection* set */
   TwpClientOptions options;      /* with references to its objects */
   GListStore *bridges;           /* TwpBridge, in order of first use */
-  GHashTable *bridges_by_key;    /* key -> TwpBridge (borrowed from the store) */
+  GHashTable *bridges_by_key;    /* key -> BridgeEntry* (owned) */
+  GQueue idle;                   /* BridgeEntry*, idle longest first */
+  GSource *expiry;               /* due when the longest idle bridge expires */
   char *last_failure_details;
+
+  /* Bridges by state, kept as they change, so that no state change walks
+   * the table. */
+  guint n_connected;
+  guint n_connecting;
+  guint n_failing;
+  /* Payload of tunnels that ended (those open are read from their relays). */
+  guint64 bytes_sent_closed;
+  guint64 bytes_received_closed;
+  gint64 full_logged_at;
+  guint full_refused;            /* refused since the last such log line */
 
   TwpFrameMode frame_mode;
   TwpTransportState state;
@@ -104,6 +138,8 @@ relay_done_cb (GObject      *source,
       !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     twp_log_user (TWP_LOG_INFO, "connection to bridge ended: %s", error->message);
   twp_bridge_tunnel_closed (conn->bridge, conn->relay, error);
+  conn->client->bytes_sent_closed += twp_relay_get_bytes_to_ws (conn->relay);
+  conn->client->bytes_received_closed += twp_relay_get_bytes_from_ws (conn->relay);
   client_connection_close (conn);
 }
 
@@ -297,7 +333,8 @@ set_last_failure (TwpClient        *self,
   self->last_failure_time = g_get_real_time () / G_USEC_PER_SEC;
   self->last_failure_reason = reason;
   g_free (self->last_failure_details);
-  self->last_failure_details = g_strdup (details);
+  /* Details quote bridge arguments, which any local process can send. */
+  self->last_failure_details = twp_log_make_valid (details, -1);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_FAILURE_TIME]);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_FAILURE_REASON]);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_FAILURE_DETAILS]);
@@ -307,30 +344,9 @@ static void
 update_state (TwpClient *self)
 {
   TwpTransportState state = TWP_TRANSPORT_STATE_STARTING;
-  guint n_connected = 0, n_connecting = 0, n_failing = 0;
-  guint n_bridges = g_list_model_get_n_items (G_LIST_MODEL (self->bridges));
-
-  for (guint i = 0; i < n_bridges; i++)
-    {
-      g_autoptr(TwpBridge) bridge = g_list_model_get_item (G_LIST_MODEL (self->bridges), i);
-
-      switch (twp_bridge_get_state (bridge))
-        {
-        case TWP_BRIDGE_STATE_CONNECTED:
-          n_connected++;
-          break;
-        case TWP_BRIDGE_STATE_CONNECTING:
-          n_connecting++;
-          break;
-        case TWP_BRIDGE_STATE_FAILING:
-          n_failing++;
-          break;
-        case TWP_BRIDGE_STATE_IDLE:
-        case TWP_BRIDGE_STATE_UNKNOWN:
-        default:
-          break;
-        }
-    }
+  guint n_connected = self->n_connected;
+  guint n_connecting = self->n_connecting;
+  guint n_failing = self->n_failing;
 
   if (self->listening)
     {
@@ -350,12 +366,108 @@ update_state (TwpClient *self)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
 }
 
+static guint *
+state_counter (TwpClient      *self,
+               TwpBridgeState  state)
+{
+  switch (state)
+    {
+    case TWP_BRIDGE_STATE_CONNECTED:
+      return &self->n_connected;
+    case TWP_BRIDGE_STATE_CONNECTING:
+      return &self->n_connecting;
+    case TWP_BRIDGE_STATE_FAILING:
+      return &self->n_failing;
+    case TWP_BRIDGE_STATE_IDLE:
+    case TWP_BRIDGE_STATE_UNKNOWN:
+    default:
+      return NULL;
+    }
+}
+
+static guint
+bridge_idle_timeout_ms (TwpClient *self)
+{
+  return self->options.bridge_idle_timeout_ms > 0 ? self->options.bridge_idle_timeout_ms
+                                                  : DEFAULT_BRIDGE_IDLE_TIMEOUT_MS;
+}
+
+static guint
+max_bridges (TwpClient *self)
+{
+  return self->options.max_bridges > 0 ? self->options.max_bridges : DEFAULT_MAX_BRIDGES;
+}
+
+static gboolean expiry_cb (gpointer user_data);
+
+static void
+arm_expiry (TwpClient *self)
+{
+  BridgeEntry *oldest = g_queue_peek_head (&self->idle);
+  gint64 due;
+
+  if (self->expiry != NULL || oldest == NULL)
+    return;
+  /* One timer for the whole table: the queue is in idle order, so only
+   * its head can be due. */
+  due = oldest->idle_since + (gint64) bridge_idle_timeout_ms (self) * 1000;
+  self->expiry = g_timeout_source_new (MAX (0, (due - g_get_monotonic_time ()) / 1000 + 1));
+  g_source_set_static_name (self->expiry, "[twp] bridge expiry");
+  g_source_set_callback (self->expiry, expiry_cb, self, NULL);
+  g_source_attach (self->expiry, g_main_context_get_thread_default ());
+}
+
+static void
+disarm_expiry (TwpClient *self)
+{
+  if (self->expiry != NULL)
+    g_source_destroy (self->expiry);
+  g_clear_pointer (&self->expiry, g_source_unref);
+}
+
+/* A bridge is idle when no attempt and no tunnel uses it. */
+static gboolean
+state_is_idle (TwpBridgeState state)
+{
+  return state == TWP_BRIDGE_STATE_IDLE || state == TWP_BRIDGE_STATE_FAILING;
+}
+
+/* Brings the client's totals and the idle queue in line with the
+ * bridge's state: O(1), whatever the number of bridges. */
+static void
+entry_count_state (BridgeEntry *entry)
+{
+  TwpClient *self = entry->client;
+  TwpBridgeState state = twp_bridge_get_state (entry->bridge);
+  guint *counter;
+
+  if ((counter = state_counter (self, entry->counted)) != NULL)
+    (*counter)--;
+  if ((counter = state_counter (self, state)) != NULL)
+    (*counter)++;
+
+  if (state_is_idle (state) && !state_is_idle (entry->counted))
+    {
+      entry->idle_since = g_get_monotonic_time ();
+      g_queue_push_tail_link (&self->idle, &entry->idle_link);
+      arm_expiry (self);
+    }
+  else if (!state_is_idle (state) && state_is_idle (entry->counted))
+    {
+      g_queue_unlink (&self->idle, &entry->idle_link);
+    }
+  entry->counted = state;
+}
+
 static void
 bridge_state_cb (TwpBridge  *bridge,
                  GParamSpec *pspec,
                  gpointer    user_data)
 {
-  update_state (TWP_CLIENT (user_data));
+  BridgeEntry *entry = user_data;
+
+  entry_count_state (entry);
+  update_state (entry->client);
 }
 
 static void
@@ -363,12 +475,66 @@ bridge_failure_cb (TwpBridge  *bridge,
                    GParamSpec *pspec,
                    gpointer    user_data)
 {
-  set_last_failure (TWP_CLIENT (user_data), twp_bridge_get_last_failure_reason (bridge),
+  BridgeEntry *entry = user_data;
+
+  set_last_failure (entry->client, twp_bridge_get_last_failure_reason (bridge),
                     twp_bridge_get_last_failure_details (bridge));
 }
 
+/* The hash table's value destructor: the entry leaves the totals, the
+ * idle queue and the list model. */
+static void
+bridge_entry_free (BridgeEntry *entry)
+{
+  TwpClient *self = entry->client;
+  guint *counter = state_counter (self, entry->counted);
+  guint position;
+
+  if (counter != NULL)
+    (*counter)--;
+  if (state_is_idle (entry->counted))
+    g_queue_unlink (&self->idle, &entry->idle_link);
+  g_signal_handler_disconnect (entry->bridge, entry->state_handler);
+  g_signal_handler_disconnect (entry->bridge, entry->failure_handler);
+  /* Linear in the table, which is bounded; only when a bridge goes. */
+  if (self->bridges != NULL && g_list_store_find (self->bridges, entry->bridge, &position))
+    g_list_store_remove (self->bridges, position);
+  g_object_unref (entry->bridge);
+  g_free (entry);
+}
+
+static void
+remove_bridge (TwpClient   *self,
+               BridgeEntry *entry)
+{
+  /* Open connections keep their own reference to the bridge. */
+  g_hash_table_remove (self->bridges_by_key, twp_bridge_get_key (entry->bridge));
+}
+
+static gboolean
+expiry_cb (gpointer user_data)
+{
+  TwpClient *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+  gint64 timeout_us = (gint64) bridge_idle_timeout_ms (self) * 1000;
+  gboolean removed = FALSE;
+  BridgeEntry *oldest;
+
+  g_clear_pointer (&self->expiry, g_source_unref);
+  while ((oldest = g_queue_peek_head (&self->idle)) != NULL && oldest->idle_since + timeout_us <= now)
+    {
+      remove_bridge (self, oldest);
+      removed = TRUE;
+    }
+  if (removed)
+    update_state (self);
+  arm_expiry (self);
+  return G_SOURCE_REMOVE;
+}
+
 /* One object per distinct bridge line: the same arguments to the same
- * address are the same bridge. */
+ * address are the same bridge. NULL when the table is full of bridges in
+ * use. */
 static TwpBridge *
 lookup_bridge (TwpClient  *self,
                TwpArgs    *args,
@@ -376,28 +542,43 @@ lookup_bridge (TwpClient  *self,
                guint16     port)
 {
   g_autoptr(GString) key = g_string_new (NULL);
-  g_autoptr(TwpBridge) bridge = NULL;
   g_autoptr(GError) error = NULL;
   TwpBridgeConfig *config;
-  TwpBridge *existing;
+  BridgeEntry *entry;
 
   g_string_append_printf (key, "%s %u", host, port);
   for (guint i = 0; i < twp_args_get_length (args); i++)
     g_string_append_printf (key, " %s=%s", twp_args_get_key (args, i), twp_args_get_value (args, i));
 
-  existing = g_hash_table_lookup (self->bridges_by_key, key->str);
-  if (existing != NULL)
-    return existing;
+  entry = g_hash_table_lookup (self->bridges_by_key, key->str);
+  if (entry != NULL)
+    return entry->bridge;
+
+  if (g_hash_table_size (self->bridges_by_key) >= max_bridges (self))
+    {
+      BridgeEntry *oldest = g_queue_peek_head (&self->idle);
+
+      if (oldest == NULL)
+        return NULL;
+      /* The least recently used idle bridge makes room. */
+      remove_bridge (self, oldest);
+    }
 
   /* Validated already: this cannot fail. */
   config = twp_bridge_config_new (args, host, port, &error);
   g_assert (config != NULL);
-  bridge = twp_bridge_new (key->str, config, self->frame_mode);
-  g_signal_connect_object (bridge, "notify::state", G_CALLBACK (bridge_state_cb), self, 0);
-  g_signal_connect_object (bridge, "notify::last-failure-time", G_CALLBACK (bridge_failure_cb), self, 0);
-  g_hash_table_insert (self->bridges_by_key, g_strdup (key->str), bridge);
-  g_list_store_append (self->bridges, bridge);
-  return bridge;
+  entry = g_new0 (BridgeEntry, 1);
+  entry->client = self;
+  entry->bridge = twp_bridge_new (key->str, config, self->frame_mode);
+  entry->idle_link.data = entry;
+  entry->counted = TWP_BRIDGE_STATE_UNKNOWN;
+  entry_count_state (entry);
+  entry->state_handler = g_signal_connect (entry->bridge, "notify::state", G_CALLBACK (bridge_state_cb), entry);
+  entry->failure_handler = g_signal_connect (entry->bridge, "notify::last-failure-time",
+                                             G_CALLBACK (bridge_failure_cb), entry);
+  g_hash_table_insert (self->bridges_by_key, g_strdup (key->str), entry);
+  g_list_store_append (self->bridges, entry->bridge);
+  return entry->bridge;
 }
 
 static void
@@ -409,6 +590,7 @@ handshake_done_cb (GObject      *source,
   TwpClient *self = conn->client;
   g_autoptr(GError) error = NULL;
   g_autoptr(TwpArgs) args = NULL;
+  TwpBridge *bridge;
 
   if (conn->socks_deadline != NULL)
     g_source_destroy (conn->socks_deadline);
@@ -440,7 +622,25 @@ handshake_done_cb (GObject      *source,
       return;
     }
 
-  conn->bridge = g_object_ref (lookup_bridge (self, args, conn->request->host, conn->request->port));
+  bridge = lookup_bridge (self, args, conn->request->host, conn->request->port);
+  if (bridge == NULL)
+    {
+      gint64 now = g_get_monotonic_time ();
+
+      /* Every bridge in the table is in use: this one is refused rather
+       * than growing the table without bound. */
+      self->full_refused++;
+      if (self->full_logged_at == 0 || now - self->full_logged_at >= FULL_LOG_INTERVAL_US)
+        {
+          twp_log_user (TWP_LOG_WARNING, "refused %u connection(s) to new bridges: all %u bridges are in use",
+                        self->full_refused, max_bridges (self));
+          self->full_logged_at = now;
+          self->full_refused = 0;
+        }
+      send_reply (conn, TWP_SOCKS_REPLY_GENERAL_FAILURE, NULL, NULL);
+      return;
+    }
+  conn->bridge = g_object_ref (bridge);
   conn->base64 = twp_bridge_get_frame_mode (conn->bridge) == TWP_FRAME_MODE_BASE64;
   conn->dial = twp_dial_new (conn->config, conn->base64, &self->options.dial);
   twp_bridge_attempt_started (conn->bridge, conn->dial);
@@ -491,8 +691,10 @@ twp_client_dispose (GObject *object)
   g_clear_object (&self->options.dial.bind_v6);
   g_clear_pointer (&self->options.dial.proxy, twp_proxy_config_free);
   g_clear_pointer (&self->options.default_args, twp_args_free);
-  g_clear_pointer (&self->bridges_by_key, g_hash_table_unref);
+  disarm_expiry (self);
+  /* The store first: the entries need not leave it one by one. */
   g_clear_object (&self->bridges);
+  g_clear_pointer (&self->bridges_by_key, g_hash_table_unref);
 
   G_OBJECT_CLASS (twp_client_parent_class)->dispose (object);
 }
@@ -597,7 +799,9 @@ twp_client_init (TwpClient *self)
 {
   self->connections = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) client_connection_free, NULL);
   self->bridges = g_list_store_new (TWP_TYPE_BRIDGE);
-  self->bridges_by_key = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->bridges_by_key = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                (GDestroyNotify) bridge_entry_free);
+  g_queue_init (&self->idle);
   self->state = TWP_TRANSPORT_STATE_STARTING;
 }
 
@@ -689,6 +893,48 @@ twp_client_get_n_connections (TwpClient *self)
 {
   g_return_val_if_fail (TWP_IS_CLIENT (self), 0);
   return g_hash_table_size (self->connections);
+}
+
+guint64
+twp_client_get_bytes_sent (TwpClient *self)
+{
+  GHashTableIter iter;
+  ClientConnection *conn;
+  guint64 total;
+
+  g_return_val_if_fail (TWP_IS_CLIENT (self), 0);
+
+  /* Open tunnels only: the number of bridges ever seen does not matter. */
+  total = self->bytes_sent_closed;
+  g_hash_table_iter_init (&iter, self->connections);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &conn, NULL))
+    if (conn->relay != NULL)
+      total += twp_relay_get_bytes_to_ws (conn->relay);
+  return total;
+}
+
+guint64
+twp_client_get_bytes_received (TwpClient *self)
+{
+  GHashTableIter iter;
+  ClientConnection *conn;
+  guint64 total;
+
+  g_return_val_if_fail (TWP_IS_CLIENT (self), 0);
+
+  total = self->bytes_received_closed;
+  g_hash_table_iter_init (&iter, self->connections);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &conn, NULL))
+    if (conn->relay != NULL)
+      total += twp_relay_get_bytes_from_ws (conn->relay);
+  return total;
+}
+
+guint
+twp_client_get_n_bridges (TwpClient *self)
+{
+  g_return_val_if_fail (TWP_IS_CLIENT (self), 0);
+  return g_hash_table_size (self->bridges_by_key);
 }
 
 void
@@ -823,6 +1069,7 @@ twp_client_test_bridge_finish (TwpClient     *self,
                                TwpDialPhase  *failed_phase,
                                GError       **error)
 {
+  g_autoptr(GError) local_error = NULL;
   TestData *data;
 
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
@@ -831,5 +1078,12 @@ twp_client_test_bridge_finish (TwpClient     *self,
   data = g_task_get_task_data (G_TASK (result));
   if (failed_phase != NULL)
     *failed_phase = twp_dial_get_phase (data->dial);
-  return g_task_propagate_boolean (G_TASK (result), error);
+  if (!g_task_propagate_boolean (G_TASK (result), &local_error))
+    {
+      /* The text goes to a D-Bus reply: valid UTF-8 only. */
+      twp_log_error_make_valid (local_error);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  return TRUE;
 }

@@ -19,6 +19,12 @@ typedef struct {
   TwpRelayOptions relay;         /* keepalive, message bound (is_client/base64 set per connection) */
   guint socks_timeout_ms;        /* bounds tor's SOCKS handshake */
   TwpArgs *default_args;         /* unmanaged: used when a SOCKS request carries no arguments */
+  /* The bridge table (0: the defaults, 256 bridges and 10 minutes): a
+   * bridge no attempt or tunnel uses is forgotten after the idle timeout,
+   * or sooner when a new one needs its place; a full table of bridges in
+   * use refuses new ones. */
+  guint max_bridges;
+  guint bridge_idle_timeout_ms;
 } TwpClientOptions;
 
 #define TWP_TYPE_CLIENT (twp_client_get_type ())
@@ -36,9 +42,15 @@ TwpFrameMode  twp_client_get_frame_mode  (TwpClient    *self);
 void          twp_client_set_frame_mode  (TwpClient    *self,
                                           TwpFrameMode  mode);
 guint         twp_client_get_n_connections (TwpClient  *self);
+/* Payload bytes of every tunnel so far, open ones included. */
+guint64       twp_client_get_bytes_sent     (TwpClient  *self);
+guint64       twp_client_get_bytes_received (TwpClient  *self);
+/* The bridges in the table now (at most max_bridges). */
+guint         twp_client_get_n_bridges      (TwpClient  *self);
 TwpTransportState twp_client_get_state   (TwpClient    *self);
-/* The bridges tor asked for so far (TwpBridge), in order of first use;
- * watch items-changed for new ones. */
+/* The bridges tor asked for (TwpBridge), in order of first use; watch
+ * items-changed for new ones and for those forgotten (idle too long, or
+ * making room for a new one). */
 GListModel   *twp_client_get_bridges     (TwpClient    *self);
 /* The most recent failure of any bridge (unix seconds, 0: none). */
 gint64        twp_client_get_last_failure_time (TwpClient *self);

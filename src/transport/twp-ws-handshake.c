@@ -335,7 +335,7 @@ twp_ws_client_response_parse (const char           *head,
   g_autofree char *reason = NULL;
   g_autofree char *expected_accept = NULL;
   gsize copy_len = 0;
-  SoupHTTPVersion version = SOUP_HTTP_1_1;
+  SoupHTTPVersion version;
   guint status = 0;
   const char *location;
   const char *accept;
@@ -357,9 +357,17 @@ twp_ws_client_response_parse (const char           *head,
 
   headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_RESPONSE);
   /* Status line first, on its own, so the status is known for the log even
-   * when a header line is broken. */
-  if (!soup_headers_parse_status_line (copy, &version, &status, &reason) ||
-      !soup_headers_parse_response (copy, (int) copy_len, headers, &version, &status, NULL))
+   * when a header line is broken.
+   * RFC 6455 wants HTTP/1.1, but the reference server of the proposal (the
+   * Go websocket-server the first bridges ran) answers "HTTP/1.0 101":
+   * liberal in the version only, every header check below applies to both.
+   * libsoup would also take "ICY" or HTTP/1.2, so the prefix is checked
+   * here. The header lines go through soup_headers_parse(): for HTTP/1.0,
+   * soup_headers_parse_response() drops the headers Connection names,
+   * Upgrade among them. */
+  if (!(g_str_has_prefix (copy, "HTTP/1.1 ") || g_str_has_prefix (copy, "HTTP/1.0 ")) ||
+      !soup_headers_parse_status_line (copy, &version, &status, &reason) ||
+      !soup_headers_parse (copy, (int) copy_len, headers))
     {
       response->status = status;
       g_set_error_literal (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_MALFORMED,
@@ -391,15 +399,6 @@ twp_ws_client_response_parse (const char           *head,
         g_set_error (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_STATUS,
                      "HTTP %u %s from WebSocket server, expected 101 Switching Protocols",
                      status, safe_reason);
-      return FALSE;
-    }
-
-  /* HTTP/1.0 has no Upgrade (and libsoup drops the headers Connection
-   * names in a 1.0 message). */
-  if (version != SOUP_HTTP_1_1)
-    {
-      g_set_error_literal (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_BAD_UPGRADE,
-                           "WebSocket upgrade answered with HTTP/1.0");
       return FALSE;
     }
 

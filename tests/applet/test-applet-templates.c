@@ -8,11 +8,17 @@
 #include "config.h"
 
 #include <adwaita.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "twp-application.h"
 #include "twp-bridge-row-private.h"
 #include "twp-events-dialog.h"
+#include "twp-tor-browser-dialog-private.h"
+#include "twp-tor-browser.h"
 #include "twp-transport-group.h"
 #include "twp-window.h"
 
@@ -128,6 +134,8 @@ test_window (void)
   /* No monitor: the empty state with copyable torrc lines. */
   g_assert_true (twp_window_is_empty (window));
   g_assert_nonnull (strstr (twp_window_get_torrc_text (window), "ClientTransportPlugin websocket exec /"));
+  /* Without them the transport refuses to start (tests/tor runs the lines). */
+  g_assert_nonnull (strstr (twp_window_get_torrc_text (window), "tor-websocket-proxy --client --managed\n"));
   gtk_test_accessible_assert_role (GTK_ACCESSIBLE (window), GTK_ACCESSIBLE_ROLE_WINDOW);
   show_and_destroy (GTK_WINDOW (window));
 }
@@ -187,6 +195,152 @@ test_window_offline (void)
   gtk_style_context_remove_provider_for_display (gdk_display_get_default (), GTK_STYLE_PROVIDER (css));
   /* After the window is gone, the monitor may still change. */
   test_network_monitor_set_available (network, TRUE);
+}
+
+/* A Tor Browser folder under @parent, laid out as the real one. */
+static char *
+make_tor_browser (const char *parent)
+{
+  g_autofree char *tor_dir = g_build_filename (parent, "tor-browser", "Browser", "TorBrowser", "Data", "Tor", NULL);
+  g_autofree char *defaults = g_build_filename (tor_dir, "torrc-defaults", NULL);
+  g_autofree char *torrc = g_build_filename (tor_dir, "torrc", NULL);
+
+  g_assert_cmpint (g_mkdir_with_parents (tor_dir, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (defaults, "ClientTransportPlugin obfs4 exec ./lyrebird\n", -1, NULL));
+  g_assert_true (g_file_set_contents (torrc, "SocksPort 9150\n", -1, NULL));
+  return g_build_filename (parent, "tor-browser", NULL);
+}
+
+static void
+save_screenshot (GtkWidget  *window,
+                 const char *name)
+{
+  g_autoptr(GdkPaintable) paintable = NULL;
+  g_autoptr(GtkSnapshot) snapshot = NULL;
+  g_autoptr(GskRenderNode) node = NULL;
+  g_autoptr(GdkTexture) texture = NULL;
+  g_autofree char *path = NULL;
+  int width = gtk_widget_get_width (window);
+  int height = gtk_widget_get_height (window);
+
+  if (g_getenv ("TWP_SCREENSHOT_DIR") == NULL)
+    return;
+  path = g_build_filename (g_getenv ("TWP_SCREENSHOT_DIR"), name, NULL);
+  paintable = gtk_widget_paintable_new (window);
+  snapshot = gtk_snapshot_new ();
+  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
+  node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
+  g_assert_nonnull (node);
+  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (window)), node,
+                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
+  g_assert_true (gdk_texture_save_to_png (texture, path));
+  g_test_message ("screenshot: %s", path);
+}
+
+static void
+rm_rf (const char *path)
+{
+  g_autofree char *quoted = g_shell_quote (path);
+  g_autofree char *command = g_strdup_printf ("rm -rf %s", quoted);
+
+  g_assert_true (g_spawn_command_line_sync (command, NULL, NULL, NULL, NULL));
+}
+
+/* "Use with Tor Browser" on a fake home: torbrowser-launcher's folder
+ * (confined: its AppArmor profile exists), its Flatpak, and a folder
+ * chosen by hand; the buttons' real code paths. */
+static void
+test_tor_browser_dialog (void)
+{
+  g_autofree char *home = g_dir_make_tmp ("twp-tb-home-XXXXXX", NULL);
+  g_autofree char *native = g_build_filename (home, ".local", "share", "torbrowser", "tbb", "x86_64", NULL);
+  g_autofree char *flatpak = g_build_filename (home, ".var", "app", TWP_TOR_BROWSER_FLATPAK_ID, "data",
+                                               "torbrowser", "tbb", "x86_64", NULL);
+  g_autofree char *tarball = g_build_filename (home, "Downloads", NULL);
+  g_autofree char *apparmor = g_build_filename (home, "apparmor.d", NULL);
+  g_autofree char *profile = g_build_filename (apparmor, TWP_TOR_BROWSER_APPARMOR_PROFILE, NULL);
+  g_autofree char *root = make_tor_browser (native);
+  g_autofree char *flatpak_root = make_tor_browser (flatpak);
+  g_autofree char *tarball_root = make_tor_browser (tarball);
+  g_autofree char *lock = g_build_filename (tarball_root, "Browser", "TorBrowser", "Data", "Tor", "lock", NULL);
+  g_autoptr(GtkCssProvider) css = gtk_css_provider_new ();
+  g_autoptr(GFile) chosen = g_file_new_for_path (tarball);
+  g_autoptr(TwpTorBrowser) tb = twp_tor_browser_new_for_folder (root, TWP_TOR_BROWSER_LAUNCHER, NULL);
+  TwpTorBrowserDialog *dialog;
+  int fd;
+
+  gtk_css_provider_load_from_resource (css, "/io/github/TorWebSocketProxy/style.css");
+  gtk_style_context_add_provider_for_display (gdk_display_get_default (), GTK_STYLE_PROVIDER (css),
+                                              GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+  g_assert_cmpint (g_mkdir_with_parents (apparmor, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (profile, "# torbrowser-launcher's\n", -1, NULL));
+  g_assert_true (g_str_has_suffix (flatpak_root, "/tor-browser"));
+  dialog = TWP_TOR_BROWSER_DIALOG (twp_tor_browser_dialog_new_full (NULL, home, NULL, apparmor));
+  g_assert_cmpuint (twp_tor_browser_dialog_get_n_installs (dialog), ==, 2);
+  gtk_test_accessible_assert_property (twp_tor_browser_dialog_get_button (dialog, 0),
+                                       GTK_ACCESSIBLE_PROPERTY_LABEL, "Set up Tor Browser (torbrowser-launcher)");
+  gtk_window_set_default_size (GTK_WINDOW (dialog), 560, 900);
+  gtk_window_present (GTK_WINDOW (dialog));
+  gtk_test_widget_wait_for_draw (GTK_WIDGET (dialog));
+
+  /* Set up torbrowser-launcher's: done, AppArmor commands shown. */
+  g_signal_emit_by_name (twp_tor_browser_dialog_get_button (dialog, 0), "clicked");
+  g_assert_nonnull (strstr (twp_tor_browser_dialog_get_status (dialog), "Done"));
+  g_assert_true (twp_tor_browser_is_set_up (tb));
+  g_assert_true (twp_tor_browser_dialog_apparmor_shown (dialog));
+  g_assert_nonnull (strstr (twp_tor_browser_dialog_get_apparmor (dialog),
+                            "/tor-websocket-proxy Px,' | sudo tee -a /etc/apparmor.d/local/torbrowser.Tor.tor"));
+  g_assert_cmpstr (gtk_button_get_label (twp_tor_browser_dialog_get_button (dialog, 0)), ==, "_Undo");
+
+  /* The bridge line: explained when wrong, copied when right. */
+  twp_tor_browser_dialog_set_bridge_line (dialog, "websocket 192.0.2.3:443 ur=wss://bridge.example.net/");
+  gtk_widget_activate_action (GTK_WIDGET (dialog), "tor-browser.check-bridge", NULL);
+  g_assert_nonnull (strstr (twp_tor_browser_dialog_get_bridge_result (dialog), "unknown bridge argument \"ur\""));
+  twp_tor_browser_dialog_set_bridge_line (dialog, "Bridge websocket 192.0.2.3:443 url=wss://bridge.example.net/path");
+  gtk_widget_activate_action (GTK_WIDGET (dialog), "tor-browser.check-bridge", NULL);
+  g_assert_cmpstr (twp_tor_browser_dialog_get_bridge_result (dialog), ==,
+                   "This bridge line is valid, and copied: websocket 192.0.2.3:443 url=wss://bridge.example.net/path");
+  gtk_test_widget_wait_for_draw (GTK_WIDGET (dialog));
+  save_screenshot (GTK_WIDGET (dialog), "tor-browser-dialog.png");
+  /* The narrow layout (360 px) still fits. */
+  gtk_window_set_default_size (GTK_WINDOW (dialog), 360, 720);
+  {
+    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+    while (gtk_widget_get_width (GTK_WIDGET (dialog)) > 400)
+      {
+        if (g_get_monotonic_time () > deadline)
+          g_error ("the dialog never became narrow");
+        g_main_context_iteration (NULL, TRUE);
+      }
+  }
+  gtk_test_widget_wait_for_draw (GTK_WIDGET (dialog));
+  save_screenshot (GTK_WIDGET (dialog), "tor-browser-dialog-narrow.png");
+
+  /* The Flatpak: explained, nothing changed. */
+  g_signal_emit_by_name (twp_tor_browser_dialog_get_button (dialog, 1), "clicked");
+  g_assert_nonnull (strstr (twp_tor_browser_dialog_get_status (dialog), "Flatpak sandbox"));
+
+  /* A folder chosen by hand whose tor runs: refused, said so. */
+  twp_tor_browser_dialog_add_folder (dialog, chosen);
+  g_assert_cmpuint (twp_tor_browser_dialog_get_n_installs (dialog), ==, 3);
+  fd = g_open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  g_assert_cmpint (flock (fd, LOCK_EX | LOCK_NB), ==, 0);
+  g_signal_emit_by_name (twp_tor_browser_dialog_get_button (dialog, 2), "clicked");
+  g_assert_nonnull (strstr (twp_tor_browser_dialog_get_status (dialog), "Tor Browser is running"));
+  close (fd);
+  twp_tor_browser_dialog_add_folder (dialog, chosen);
+  g_assert_cmpuint (twp_tor_browser_dialog_get_n_installs (dialog), ==, 3);
+
+  /* Undo. */
+  g_signal_emit_by_name (twp_tor_browser_dialog_get_button (dialog, 0), "clicked");
+  g_assert_nonnull (strstr (twp_tor_browser_dialog_get_status (dialog), "Undone"));
+  g_assert_false (twp_tor_browser_is_set_up (tb));
+  g_assert_false (twp_tor_browser_dialog_apparmor_shown (dialog));
+
+  gtk_window_destroy (GTK_WINDOW (dialog));
+  gtk_style_context_remove_provider_for_display (gdk_display_get_default (), GTK_STYLE_PROVIDER (css));
+  rm_rf (home);
 }
 
 static void
@@ -249,6 +403,7 @@ main (int   argc,
   g_test_add_func ("/applet/templates/transport-group", test_transport_group);
   g_test_add_func ("/applet/templates/bridge-row", test_bridge_row);
   g_test_add_func ("/applet/templates/events-dialog", test_events_dialog);
+  g_test_add_func ("/applet/templates/tor-browser-dialog", test_tor_browser_dialog);
   g_test_add_func ("/applet/templates/application", test_application);
   return g_test_run ();
 }
