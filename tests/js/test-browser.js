@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// Suite `browser`: a real browser (Debian's Chromium, headless, driven by
-// playwright-core; never a downloaded browser) as the WebSocket peer of our
+// Suite `browser`: a real browser (Debian's Chromium, headless, driven over
+// the DevTools protocol by twp-cdp.js; never a downloaded browser, no npm
+// package, so Debian 12's own Node.js 18 runs it) as the WebSocket peer of our
 // server. The page comes from our own server (static-dir=, same origin);
 // its JavaScript (browser-page/echo.js) sends 1 MiB of random bytes in
 // messages of random sizes, once as binary frames and once with the
@@ -11,7 +12,9 @@
 'use strict';
 
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
+const cdp = require('./twp-cdp.js');
 const peers = require('./twp-peers.js');
 const { assert, assertEqual, test, withTimeout } = peers;
 
@@ -28,9 +31,17 @@ async function waitClosed(record) {
   })(), 5000, 'ORPort connection to close after the WebSocket closed');
 }
 
+// Headers of `url` fetched by Node.js itself, outside the browser.
+function httpHeaders(url) {
+  return withTimeout(new Promise((resolve, reject) => {
+    http.get(url, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.headers));
+    }).on('error', reject);
+  }), 10000, `GET ${url}`);
+}
+
 async function main() {
-  // Loaded here so that a missing install fails as a test, not a crash.
-  const { chromium } = require('playwright-core');
   assert(fs.existsSync(CHROMIUM), `${CHROMIUM} exists (scripts/install-deps.sh installs chromium)`);
 
   const echo = await peers.startEchoServer();
@@ -40,40 +51,27 @@ async function main() {
   const allowing = await peers.startServer({ orport, options: { origin } });
   const refusing = await peers.startServer({ orport, options: { origin: 'https://elsewhere.example' } });
 
-  const profile = peers.makeTempDir('twp-chromium-profile-');
-  const context = await withTimeout(chromium.launchPersistentContext(profile, {
+  const browser = await withTimeout(cdp.launch({
     executablePath: CHROMIUM,
-    headless: true,
-    chromiumSandbox: false,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+      '--no-default-browser-check', '--password-store=basic', '--disable-extensions',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--disable-quic',
       // No crashpad handler: it would outlive the browser as an orphan.
       '--disable-breakpad', '--disable-crash-reporter'],
-    timeout: 20000,
   }), 25000, 'launching Chromium');
-  // close() stops Chromium by its own handle; the exit handler of
-  // twp-peers.js cannot reach it, so make sure close() runs on the way out.
-  let contextClosed = false;
-  const closeContext = async () => {
-    if (!contextClosed) {
-      contextClosed = true;
-      await withTimeout(context.close(), 10000, 'closing Chromium');
-    }
-  };
   try {
-    const page = context.pages()[0] || await context.newPage();
-    page.setDefaultTimeout(20000);
+    const page = await browser.newPage();
     const consoleErrors = [];
     page.on('pageerror', (e) => consoleErrors.push(e.message));
 
     await test('our server serves the page from static-dir (same origin)', async () => {
-      const response = await page.goto(`${origin}/index.html`);
-      assertEqual(response.status(), 200, 'HTTP status of the page');
-      assertEqual(await page.title(), 'tor-websocket-proxy browser peer', 'page title');
+      const status = await page.goto(`${origin}/index.html`);
+      assertEqual(status, 200, 'HTTP status of the page');
+      assertEqual(await page.evaluate(() => document.title), 'tor-websocket-proxy browser peer', 'page title');
       assertEqual(await page.evaluate(() => typeof window.twpEcho), 'function', 'echo.js loaded');
-      const script = await page.request.get(`${origin}/echo.js`);
-      assertEqual(script.headers()['content-type'], 'text/javascript', 'Content-Type of echo.js');
+      const headers = await httpHeaders(`${origin}/echo.js`);
+      assertEqual(headers['content-type'], 'text/javascript', 'Content-Type of echo.js');
     });
 
     for (const [mode, protocols, maxMessage] of [['binary', [], 49152], ['base64', ['base64'], 16384]]) {
@@ -125,7 +123,8 @@ async function main() {
       assertEqual(consoleErrors.join('; '), '', 'page errors');
     });
   } finally {
-    await closeContext();
+    // Stops Chromium by its own PID however the tests above ended.
+    await withTimeout(browser.close(), 20000, 'closing Chromium');
   }
 
   await test('our servers exit on SIGTERM', async () => {
