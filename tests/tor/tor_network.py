@@ -459,6 +459,11 @@ class TorNetwork:
                 "ExitRelay 1",
                 "ExitPolicyRejectPrivate 0",
                 "ExitPolicyRejectLocalInterfaces 0",
+                # A relay refuses streams whose previous hop is not in its
+                # own consensus; in a network seconds old an exit may not
+                # know the middle relay yet ("open a stream from unknown
+                # relay"), and a fetch failed that way.
+                "RefuseUnknownExits 0",
             ] + self._exit_policy())
             self.relays.append(relay)
             self.nodes.append(relay)
