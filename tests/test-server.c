@@ -15,6 +15,7 @@
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
+#include <gnutls/gnutls.h>
 #include <libsoup/soup.h>
 #include <signal.h>
 #include <arpa/inet.h>
@@ -3827,6 +3828,96 @@ test_tls_stalled_handshakes (void)
   remove_tree (certdir);
 }
 
+/* A TLS 1.2 client session to 127.0.0.1:@port, handshake done (the
+ * certificate is not checked: the test only talks TLS). */
+typedef struct {
+  int fd;
+  gnutls_certificate_credentials_t credentials;
+  gnutls_session_t session;
+} Tls12;
+
+static void
+tls12_free (Tls12 *tls)
+{
+  gnutls_deinit (tls->session);
+  gnutls_certificate_free_credentials (tls->credentials);
+  close (tls->fd);
+  g_free (tls);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Tls12, tls12_free)
+
+static Tls12 *
+tls12_connect (guint16 port)
+{
+  Tls12 *tls = g_new0 (Tls12, 1);
+  struct sockaddr_in address = { .sin_family = AF_INET };
+  /* Every blocking step has a deadline. */
+  struct timeval timeout = { .tv_sec = 20 };
+  int ret;
+
+  tls->fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_assert_cmpint (tls->fd, >=, 0);
+  g_assert_cmpint (setsockopt (tls->fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout), ==, 0);
+  g_assert_cmpint (setsockopt (tls->fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout), ==, 0);
+  address.sin_port = htons (port);
+  address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (connect (tls->fd, (struct sockaddr *) &address, sizeof address), ==, 0);
+  g_assert_cmpint (gnutls_certificate_allocate_credentials (&tls->credentials), ==, 0);
+  g_assert_cmpint (gnutls_init (&tls->session, GNUTLS_CLIENT), ==, 0);
+  g_assert_cmpint (gnutls_priority_set_direct (tls->session, "NORMAL:-VERS-ALL:+VERS-TLS1.2", NULL), ==, 0);
+  g_assert_cmpint (gnutls_credentials_set (tls->session, GNUTLS_CRD_CERTIFICATE, tls->credentials), ==, 0);
+  gnutls_transport_set_int (tls->session, tls->fd);
+  do
+    ret = gnutls_handshake (tls->session);
+  while (ret < 0 && !gnutls_error_is_fatal (ret));
+  g_assert_cmpint (ret, ==, 0);
+  return tls;
+}
+
+/* A TLS 1.2 peer that streams warning alerts after its handshake: GnuTLS
+ * reports each one as a non-fatal error and bounds them only during the
+ * handshake, so the server's read looped for as long as they came, and
+ * its whole main loop with it. Such a peer is now dropped after a few. */
+static void
+test_tls_warning_alerts (void)
+{
+  const guint n_alerts = 100000;
+  g_autofree char *certdir = make_tmpdir ();
+  g_autofree char *cert = NULL;
+  g_autofree char *key = NULL;
+  g_autofree char *pin = NULL;
+  g_autofree char *options = NULL;
+  g_autoptr(Bridge) bridge = NULL;
+  guint sent;
+
+  spawn_without_leak_check = TRUE;
+  make_certificate (certdir, &cert, &key, &pin);
+  /* A handshake deadline far beyond the test: only the alerts may end it. */
+  options = g_strdup_printf ("websocket:tls-cert=%s;websocket:tls-key=%s;websocket:handshake-timeout=300",
+                             cert, key);
+  bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO, options);
+
+  {
+    g_autoptr(Tls12) flood = tls12_connect (bridge->port);
+
+    for (sent = 0; sent < n_alerts; sent++)
+      if (gnutls_alert_send (flood->session, GNUTLS_AL_WARNING, GNUTLS_A_USER_CANCELED) < 0)
+        break;
+    g_test_message ("the server dropped the connection after %u of %u warning alerts", sent, n_alerts);
+    g_assert_cmpuint (sent, <, n_alerts);
+  }
+  {
+    /* The server goes on serving TLS. */
+    g_autoptr(Tls12) next = tls12_connect (bridge->port);
+
+    g_assert_nonnull (next);
+  }
+  g_clear_pointer (&bridge, bridge_free);
+  spawn_without_leak_check = FALSE;
+  remove_tree (certdir);
+}
+
 /* tls-cert= with intermediates after the certificate (as a CA issues it):
  * the server must send them, or a client that trusts only the root cannot
  * verify it. openssl s_client checks, trusting only the root. */
@@ -3940,6 +4031,7 @@ main (int    argc,
   g_test_add_func ("/server/tls-many", test_tls_many);
   g_test_add_func ("/server/tls-chain", test_tls_chain);
   g_test_add_func ("/server/tls-stalled-handshakes", test_tls_stalled_handshakes);
+  g_test_add_func ("/server/tls-warning-alerts", test_tls_warning_alerts);
   g_test_add_func ("/server/metrics/counters", test_metrics_counters);
   g_test_add_func ("/server/metrics/extorport", test_metrics_extorport);
   g_test_add_func ("/server/metrics/extorport-down", test_metrics_extorport_down);

@@ -113,7 +113,12 @@ struct _TwpTlsStream
 
   gboolean handshaked;
   gboolean bye_sent;
+  guint alerts_in_a_row;         /* warning alerts with no data between them */
 };
+
+/* GnuTLS bounds warning alerts during the handshake only; after it a peer
+ * streaming them would keep a read looping, and the main loop with it. */
+#define MAX_ALERTS_IN_A_ROW 16
 
 enum {
   PROP_0,
@@ -154,7 +159,10 @@ twp_tls_stream_recv (TwpTlsStream  *self,
         return -1;
       n = gnutls_record_recv (self->session, buffer, count);
       if (n >= 0)
-        return n;
+        {
+          self->alerts_in_a_row = 0;
+          return n;
+        }
       if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
         {
           GIOCondition wait = gnutls_record_get_direction (self->session) == 1 ? G_IO_OUT : G_IO_IN;
@@ -175,10 +183,22 @@ twp_tls_stream_recv (TwpTlsStream  *self,
           g_set_error_literal (error, G_TLS_ERROR, G_TLS_ERROR_EOF, "TLS connection closed without close_notify");
           return -1;
         }
-      /* Warning alerts, and a renegotiation request, which we ignore (the
-       * session stays as it is). */
+      if (n == GNUTLS_E_REHANDSHAKE)
+        {
+          /* TLS 1.2 renegotiation: never needed by a WebSocket client. */
+          g_set_error_literal (error, G_TLS_ERROR, G_TLS_ERROR_MISC, "TLS renegotiation refused");
+          return -1;
+        }
       if (!gnutls_error_is_fatal (n))
-        continue;
+        {
+          /* A warning alert: ignored, a few times. */
+          if (++self->alerts_in_a_row > MAX_ALERTS_IN_A_ROW)
+            {
+              g_set_error_literal (error, G_TLS_ERROR, G_TLS_ERROR_MISC, "too many TLS warning alerts");
+              return -1;
+            }
+          continue;
+        }
       set_gnutls_error (error, n, "read");
       return -1;
     }
