@@ -727,10 +727,8 @@ tls_server_stream_new (TwpServer          *self,
                        GSocketConnection  *base,
                        GError            **error)
 {
-  if (self->tls_credentials == NULL)
-    self->tls_credentials = twp_tls_credentials_new (self->options.tls_certificate, error);
-  if (self->tls_credentials == NULL)
-    return NULL;
+  /* Loaded by twp_server_listen (), before any connection. */
+  g_assert (self->tls_credentials != NULL);
   return G_IO_STREAM (twp_tls_stream_new_server (base, self->tls_credentials, error));
 }
 
@@ -750,7 +748,9 @@ make_room (TwpServer *self)
       /* Its pending read or TLS handshake fails with CANCELLED and closes
        * it; until then it no longer counts against the cap. */
       stop_reading_head (oldest);
-      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_CONNECTION_CAP);
+      /* One its handshake deadline already ended was counted there. */
+      if (!g_cancellable_is_cancelled (oldest->cancellable))
+        twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_CONNECTION_CAP);
       oldest->evicted = TRUE;
       self->n_evicted++;
       g_cancellable_cancel (oldest->cancellable);
@@ -1176,6 +1176,15 @@ twp_server_listen (TwpServer     *self,
 
   g_return_val_if_fail (TWP_IS_SERVER (self), NULL);
   g_return_val_if_fail (G_IS_INET_ADDRESS (address), NULL);
+
+  /* A certificate GnuTLS cannot use fails here, once, for tor to report
+   * (SMETHOD-ERROR), not on every connection that comes later. */
+  if (self->options.tls_certificate != NULL && self->tls_credentials == NULL)
+    {
+      self->tls_credentials = twp_tls_credentials_new (self->options.tls_certificate, error);
+      if (self->tls_credentials == NULL)
+        return NULL;
+    }
 
   /* K7: tor pins the port we reported last time; SO_REUSEADDR lets a
    * restarted transport bind it again at once. */
