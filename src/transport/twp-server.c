@@ -12,6 +12,7 @@
 
 #include <glib/gstdio.h>
 
+#include "twp-acceptor.h"
 #include "twp-extorport.h"
 #include "twp-log.h"
 #include "twp-metrics-endpoint.h"
@@ -37,7 +38,7 @@ struct _TwpServer
   GObject parent_instance;
 
   /* owned */
-  GSocketService *service;
+  TwpAcceptor *service;
   GHashTable *connections;       /* ServerConnection* set */
   GHashTable *per_address;       /* client address (string) -> connections, for max-connections-per-ip */
   GQueue reading_head;           /* ServerConnection* still in TLS or reading their head, oldest first */
@@ -759,8 +760,18 @@ make_room (TwpServer *self)
   return TRUE;
 }
 
+static void
+refused_cb (TwpAcceptor *service,
+            gpointer     user_data)
+{
+  TwpServer *self = user_data;
+
+  twp_server_stats_connection_accepted (self->stats);
+  twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_OUT_OF_FDS);
+}
+
 static gboolean
-incoming_cb (GSocketService    *service,
+incoming_cb (TwpAcceptor       *service,
              GSocketConnection *connection,
              GObject           *source_object,
              gpointer           user_data)
@@ -1160,8 +1171,9 @@ twp_server_new (TwpServerOptions *options)
   self->options.orport_timeout_ms = MAX (1, MIN (self->options.orport_timeout_ms,
                                                  self->options.handshake_timeout_ms / 2));
 
-  self->service = g_socket_service_new ();
+  self->service = twp_acceptor_new ();
   g_signal_connect_object (self->service, "incoming", G_CALLBACK (incoming_cb), self, 0);
+  g_signal_connect_object (self->service, "refused", G_CALLBACK (refused_cb), self, 0);
   return self;
 }
 
@@ -1201,7 +1213,7 @@ twp_server_listen (TwpServer     *self,
       !g_socket_listen (socket, error) ||
       !g_socket_listener_add_socket (G_SOCKET_LISTENER (self->service), socket, NULL, error))
     return NULL;
-  g_socket_service_start (self->service);
+  twp_acceptor_start (self->service);
   return G_INET_SOCKET_ADDRESS (g_socket_get_local_address (socket, error));
 }
 
@@ -1261,7 +1273,7 @@ twp_server_stop_accepting (TwpServer *self)
 
   if (self->service != NULL)
     {
-      g_socket_service_stop (self->service);
+      twp_acceptor_stop (self->service);
       g_socket_listener_close (G_SOCKET_LISTENER (self->service));
     }
 }
