@@ -15,6 +15,7 @@
 #include "twp-acceptor.h"
 #include "twp-extorport.h"
 #include "twp-log.h"
+#include "twp-memory-guard.h"
 #include "twp-metrics-endpoint.h"
 #include "twp-pt-env.h"
 #include "twp-server-request.h"
@@ -46,6 +47,7 @@ struct _TwpServer
   TwpServerOptions options;
   TwpServerStats *stats;
   TwpTlsCredentials *tls_credentials;   /* tls-cert=/tls-key=, for every connection */
+  TwpMemoryGuard *memory_guard;  /* this process's cgroup; NULL: none */
 
   guint64 bytes_from_ws_done;    /* totals of relays that ended */
   guint64 bytes_to_ws_done;
@@ -622,6 +624,15 @@ handle_request (ServerConnection *conn,
       count_address (conn, g_steal_pointer (&key));
     }
 
+  /* Near the cgroup's memory limit, a new tunnel would risk the OOM
+   * killer ending all the others. */
+  if (self->memory_guard != NULL && twp_memory_guard_is_over (self->memory_guard, g_get_monotonic_time ()))
+    {
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_MEMORY_PRESSURE);
+      send_error (conn, 503);
+      return;
+    }
+
   /* tor comes first: a bridge whose tor is down answers 503 instead of
    * accepting a WebSocket it cannot serve. */
   connect_to_tor (conn);
@@ -1109,6 +1120,7 @@ twp_server_finalize (GObject *object)
   twp_server_options_clear (&self->options);
   g_clear_object (&self->stats);
   g_clear_pointer (&self->tls_credentials, twp_tls_credentials_unref);
+  g_clear_pointer (&self->memory_guard, twp_memory_guard_free);
 
   G_OBJECT_CLASS (twp_server_parent_class)->finalize (object);
 }
@@ -1174,6 +1186,7 @@ twp_server_new (TwpServerOptions *options)
   self->service = twp_acceptor_new ();
   g_signal_connect_object (self->service, "incoming", G_CALLBACK (incoming_cb), self, 0);
   g_signal_connect_object (self->service, "refused", G_CALLBACK (refused_cb), self, 0);
+  self->memory_guard = twp_memory_guard_new_self ();
   return self;
 }
 
@@ -1215,6 +1228,16 @@ twp_server_listen (TwpServer     *self,
     return NULL;
   twp_acceptor_start (self->service);
   return G_INET_SOCKET_ADDRESS (g_socket_get_local_address (socket, error));
+}
+
+void
+twp_server_set_memory_guard (TwpServer      *self,
+                             TwpMemoryGuard *guard)
+{
+  g_return_if_fail (TWP_IS_SERVER (self));
+
+  g_clear_pointer (&self->memory_guard, twp_memory_guard_free);
+  self->memory_guard = guard;
 }
 
 guint

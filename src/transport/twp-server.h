@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 
 #include "twp-args.h"
+#include "twp-memory-guard.h"
 #include "twp-relay.h"
 #include "twp-server-stats.h"
 
@@ -63,6 +64,10 @@ GInetSocketAddress *twp_server_listen   (TwpServer     *self,
                                          GInetAddress  *address,
                                          guint16        port,
                                          GError       **error);
+/* Takes @guard (NULL: never shed for memory) in place of the one for
+ * this process's own cgroup. */
+void                twp_server_set_memory_guard  (TwpServer      *self,
+                                                  TwpMemoryGuard *guard);
 guint               twp_server_get_n_connections (TwpServer *self);
 guint64             twp_server_get_bytes_from_ws (TwpServer *self);
 guint64             twp_server_get_bytes_to_ws   (TwpServer *self);
