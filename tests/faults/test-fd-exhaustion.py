@@ -19,12 +19,16 @@ from resfaults import (Cleanup, Echo, check, cpu_share, echo_check, max_fd, sock
 CPU_BOUND = 0.30
 
 
-def refused(socks_port, url):
-    """Whether a new tunnel is refused: SOCKS failure or closed."""
+def refused(socks_port, url, held):
+    """Whether a new tunnel is refused: SOCKS failure or closed. One that
+    opens is held in @held, so that its descriptors stay taken."""
     s, code = socks_open(socks_port, url)
+    if s is not None and code == 0:
+        held.append(s)
+        return False
     if s is not None:
         s.close()
-    return s is None or code != 0
+    return True
 
 
 def at_limit(victim, socks_port, url, label):
@@ -36,8 +40,10 @@ def at_limit(victim, socks_port, url, label):
     limit = max_fd(victim.proc.pid) + 1
     resource.prlimit(victim.proc.pid, resource.RLIMIT_NOFILE, (limit, hard))
     print(f"{label}: RLIMIT_NOFILE lowered to {limit}", flush=True)
-    wait_until(lambda: refused(socks_port, url), f"{label}: a new tunnel refused at the limit", timeout=60,
+    held = []
+    wait_until(lambda: refused(socks_port, url, held), f"{label}: a new tunnel refused at the limit", timeout=60,
                step=0)
+    check(len(held) < 32, f"{label}: refused after {len(held)} more tunnels filled the holes below the limit")
     # Connections keep arriving (tor retries) while the process is at its
     # limit: each must be refused, none may make it spin.
     pending = []
@@ -57,6 +63,9 @@ def at_limit(victim, socks_port, url, label):
     check(True, f"{label}: tor's log says the descriptors ran out")
     check(victim.count(r"out of file descriptors") == 1, f"{label}: said once per episode, not per connection")
     check(victim.alive(), f"{label}: still running")
+    for s in held:
+        check(echo_check(s, 4096, 4), f"{label}: a tunnel opened below the limit still works")
+        s.close()
     return hard
 
 
