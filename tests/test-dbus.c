@@ -2077,7 +2077,7 @@ read_line_before (GDataInputStream *out,
   return read.line;
 }
 
-static gint request_name_calls;
+static int request_name_calls;
 
 static GDBusMessage *
 count_request_name_cb (GDBusConnection *connection,
