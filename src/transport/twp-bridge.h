@@ -9,15 +9,14 @@
 
 #include "twp-bridge-config.h"
 #include "twp-dial.h"
+#include "twp-failure.h"
 #include "twp-relay.h"
 #include "twp-state.h"
 
 G_BEGIN_DECLS
 
-/* TwpBridgeState and TwpFailureReason: twp-state.h (D-Bus shows them). */
-
-TwpFailureReason twp_failure_reason_from_error (const GError *error);
-const char      *twp_failure_reason_to_string  (TwpFailureReason reason);
+/* TwpBridgeState and TwpFailureReason: twp-state.h (D-Bus shows them);
+ * how an error becomes a reason: twp-failure.h. */
 const char      *twp_bridge_state_to_string    (TwpBridgeState state);
 
 #define TWP_TYPE_BRIDGE (twp_bridge_get_type ())

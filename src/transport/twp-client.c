@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "twp-failure.h"
 #include "twp-log.h"
 #include "twp-socks.h"
 
@@ -210,29 +211,6 @@ send_reply (ClientConnection *conn,
                                 conn->cancellable, reply_written_cb, data);
 }
 
-static TwpSocksReply
-reply_for_dial_error (const GError *error)
-{
-  if (error->domain != TWP_DIAL_ERROR)
-    return TWP_SOCKS_REPLY_GENERAL_FAILURE;
-
-  /* C14: the reason tor logs should match the cause. */
-  switch (error->code)
-    {
-    case TWP_DIAL_ERROR_DNS:
-    case TWP_DIAL_ERROR_HOST_UNREACHABLE:
-      return TWP_SOCKS_REPLY_HOST_UNREACHABLE;
-    case TWP_DIAL_ERROR_REFUSED:
-      return TWP_SOCKS_REPLY_CONNECTION_REFUSED;
-    case TWP_DIAL_ERROR_NETWORK_UNREACHABLE:
-      return TWP_SOCKS_REPLY_NETWORK_UNREACHABLE;
-    case TWP_DIAL_ERROR_TIMED_OUT:
-      return TWP_SOCKS_REPLY_TTL_EXPIRED;
-    default:
-      return TWP_SOCKS_REPLY_GENERAL_FAILURE;
-    }
-}
-
 /* ---- dial -------------------------------------------------------------- */
 
 static void
@@ -261,7 +239,7 @@ dial_done_cb (GObject      *source,
       twp_log_user (TWP_LOG_WARNING, "cannot open WebSocket to bridge %s: %s",
                     twp_log_redact (url), error->message);
       twp_bridge_attempt_failed (conn->bridge, conn->dial, error);
-      send_reply (conn, reply_for_dial_error (error), NULL, NULL);
+      send_reply (conn, twp_failure_socks_reply (error), NULL, NULL);
       return;
     }
 
@@ -603,7 +581,7 @@ handshake_done_cb (GObject      *source,
       if (g_error_matches (error, TWP_SOCKS_ERROR, TWP_SOCKS_ERROR_AUTH))
         {
           twp_log_user (TWP_LOG_WARNING, "bad bridge line arguments: %s", error->message);
-          set_last_failure (self, TWP_FAILURE_BAD_ARGUMENTS, error->message);
+          set_last_failure (self, twp_failure_reason_from_error (error), error->message);
         }
       else
         twp_log_user (TWP_LOG_INFO, "SOCKS handshake failed: %s", error->message);
@@ -617,8 +595,8 @@ handshake_done_cb (GObject      *source,
   if (conn->config == NULL)
     {
       twp_log_user (TWP_LOG_WARNING, "bad bridge line arguments: %s", error->message);
-      set_last_failure (self, TWP_FAILURE_BAD_ARGUMENTS, error->message);
-      send_reply (conn, TWP_SOCKS_REPLY_NOT_ALLOWED, NULL, NULL);
+      set_last_failure (self, twp_failure_reason_from_error (error), error->message);
+      send_reply (conn, twp_failure_socks_reply (error), NULL, NULL);
       return;
     }
 

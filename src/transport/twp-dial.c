@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 
+#include "twp-failure.h"
 #include "twp-log.h"
 #include "twp-ws-handshake.h"
 
@@ -194,43 +195,6 @@ twp_dial_get_http_status (TwpDial *self)
 
 /* ---- failure ----------------------------------------------------------- */
 
-static TwpDialError
-classify (const GError *error)
-{
-  if (error->domain == TWP_DIAL_ERROR)
-    return error->code;
-  if (error->domain == G_RESOLVER_ERROR)
-    return TWP_DIAL_ERROR_DNS;
-  if (error->domain == G_TLS_ERROR)
-    return error->code == G_TLS_ERROR_BAD_CERTIFICATE ? TWP_DIAL_ERROR_TLS_CERTIFICATE : TWP_DIAL_ERROR_TLS;
-  if (error->domain == TWP_WS_HANDSHAKE_ERROR)
-    return error->code == TWP_WS_HANDSHAKE_ERROR_STATUS ? TWP_DIAL_ERROR_HTTP_STATUS : TWP_DIAL_ERROR_HANDSHAKE;
-  if (error->domain == G_IO_ERROR)
-    {
-      switch (error->code)
-        {
-        case G_IO_ERROR_CONNECTION_REFUSED:
-          return TWP_DIAL_ERROR_REFUSED;
-        case G_IO_ERROR_NETWORK_UNREACHABLE:
-          return TWP_DIAL_ERROR_NETWORK_UNREACHABLE;
-        case G_IO_ERROR_HOST_UNREACHABLE:
-          return TWP_DIAL_ERROR_HOST_UNREACHABLE;
-        case G_IO_ERROR_TIMED_OUT:
-          return TWP_DIAL_ERROR_TIMED_OUT;
-        case G_IO_ERROR_PROXY_FAILED:
-        case G_IO_ERROR_PROXY_AUTH_FAILED:
-        case G_IO_ERROR_PROXY_NEED_AUTH:
-        case G_IO_ERROR_PROXY_NOT_ALLOWED:
-          return TWP_DIAL_ERROR_PROXY;
-        case G_IO_ERROR_CONNECTION_CLOSED:   /* also G_IO_ERROR_BROKEN_PIPE */
-          return TWP_DIAL_ERROR_CLOSED;
-        default:
-          break;
-        }
-    }
-  return TWP_DIAL_ERROR_FAILED;
-}
-
 static const char *
 describe (TwpDialError code)
 {
@@ -278,7 +242,7 @@ fail (TwpDial *self,
   if (task == NULL)
     return;
 
-  code = self->timed_out ? TWP_DIAL_ERROR_TIMED_OUT : classify (error);
+  code = self->timed_out ? TWP_DIAL_ERROR_TIMED_OUT : twp_failure_dial_code (error);
   g_string_append_printf (message, "%s (during %s)", describe (code),
                           twp_dial_phase_to_string (self->phase));
   if (code == TWP_DIAL_ERROR_HTTP_STATUS || code == TWP_DIAL_ERROR_HANDSHAKE ||
