@@ -535,11 +535,11 @@ twp_dbus_transport_impl_new_for_client (TwpClient  *client,
   self = new_common ("client", state_location);
   self->client = g_object_ref (client);
   self->settings = settings != NULL ? g_object_ref (settings) : NULL;
-  bind (self, client, "state", "state", twp_dbus_transform_int_to_uint);
+  bind (self, client, "state", "state", twp_dbus_transform_enum_to_uint);
   bind (self, client, "frame-mode", "frame-mode", twp_dbus_transform_frame_mode);
   bind (self, client, "n-connections", "active-connections", NULL);
   bind (self, client, "last-failure-time", "last-failure-time", NULL);
-  bind (self, client, "last-failure-reason", "last-failure-reason", twp_dbus_transform_int_to_uint);
+  bind (self, client, "last-failure-reason", "last-failure-reason", twp_dbus_transform_enum_to_uint);
   bind (self, client, "last-failure-details", "last-failure-details", twp_dbus_transform_details);
   update_counters (self);
   g_signal_connect_object (client, "notify::state", G_CALLBACK (state_cb), self, 0);

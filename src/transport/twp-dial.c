@@ -11,6 +11,7 @@
 
 #include "twp-failure.h"
 #include "twp-log.h"
+#include "twp-state-enums.h"
 #include "twp-ws-handshake.h"
 
 /* Read size for the upgrade response; what follows the head is kept. */
@@ -133,7 +134,7 @@ twp_dial_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_PHASE:
-      g_value_set_int (value, self->phase);
+      g_value_set_enum (value, self->phase);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -150,9 +151,8 @@ twp_dial_class_init (TwpDialClass *klass)
   object_class->get_property = twp_dial_get_property;
 
   properties[PROP_PHASE] =
-    g_param_spec_int ("phase", NULL, NULL,
-                      TWP_DIAL_PHASE_NONE, TWP_DIAL_PHASE_OPEN, TWP_DIAL_PHASE_NONE,
-                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+    g_param_spec_enum ("phase", NULL, NULL, TWP_TYPE_DIAL_PHASE, TWP_DIAL_PHASE_NONE,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The numbers users see: the state of a transport and of each bridge, how
  * far an attempt got, and why it failed. The core's objects hold them and
- * D-Bus carries them unchanged, so this header needs GLib only. Gaps of 10, NetworkManager style: clients treat unknown values
+ * D-Bus carries them unchanged, so this header needs GLib only: the status
+ * app includes it (through the generated twp-state-enums.h) without linking
+ * the core. Gaps of 10, NetworkManager style: clients treat unknown values
  * as unknown, and new values fit in between. */
 #pragma once
 
