@@ -373,6 +373,25 @@ get_uint64 (const char *name,
   return g_variant_get_uint64 (value);
 }
 
+/* A state the transport reaches on its own time: wait for it. */
+static void
+wait_for_uint (const char *name,
+               const char *path,
+               const char *iface,
+               const char *property,
+               guint32     want)
+{
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
+  guint32 got;
+
+  while ((got = get_uint (name, path, iface, property)) != want)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("%s stayed %u, expected %u", property, got, want);
+      g_usleep (50 * 1000);
+    }
+}
+
 /* Counters are copied at most once a second: wait for them. */
 static void
 wait_for_uint64 (const char *name,
@@ -1009,6 +1028,21 @@ test_two_instances (void)
   g_assert_cmpstr (role_b, ==, "server");
   g_assert_cmpuint (get_uint (b->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 20);
   g_assert_cmpuint (list_bridges (b->name)->len, ==, 0);
+  /* The server's own state property, bound: a connection (even one that
+   * has sent nothing yet) makes it connected, its end ready again. */
+  {
+    g_autoptr(GSocketClient) client = g_socket_client_new ();
+    g_autoptr(GSocketConnection) connection = NULL;
+    g_autoptr(GError) error = NULL;
+
+    g_socket_client_set_enable_proxy (client, FALSE);
+    connection = g_socket_client_connect_to_host (client, "127.0.0.1", b->port, NULL, &error);
+    g_assert_no_error (error);
+    wait_for_uint (b->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State", 40);
+    g_io_stream_close (G_IO_STREAM (connection), NULL, &error);
+    g_assert_no_error (error);
+    wait_for_uint (b->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State", 20);
+  }
 
   /* What a status app does: follow the namespace, no polling. */
   id = g_dbus_connection_signal_subscribe (bus, "org.freedesktop.DBus", "org.freedesktop.DBus",
@@ -2077,7 +2111,7 @@ read_line_before (GDataInputStream *out,
   return read.line;
 }
 
-static gint request_name_calls;
+static int request_name_calls;
 
 static GDBusMessage *
 count_request_name_cb (GDBusConnection *connection,

@@ -727,32 +727,6 @@ test_format_reply (void)
     }
 }
 
-static void
-test_reply_from_error (void)
-{
-  struct {
-    GQuark domain;
-    int code;
-    TwpSocksReply reply;
-  } cases[] = {
-    { G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED, TWP_SOCKS_REPLY_CONNECTION_REFUSED },
-    { G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE, TWP_SOCKS_REPLY_NETWORK_UNREACHABLE },
-    { G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE, TWP_SOCKS_REPLY_HOST_UNREACHABLE },
-    { G_IO_ERROR, G_IO_ERROR_TIMED_OUT, TWP_SOCKS_REPLY_TTL_EXPIRED },
-    { G_IO_ERROR, G_IO_ERROR_PROXY_FAILED, TWP_SOCKS_REPLY_GENERAL_FAILURE },
-    { G_RESOLVER_ERROR, G_RESOLVER_ERROR_NOT_FOUND, TWP_SOCKS_REPLY_HOST_UNREACHABLE },
-    { G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE, TWP_SOCKS_REPLY_GENERAL_FAILURE },
-  };
-
-  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
-    {
-      g_autoptr(GError) error = g_error_new_literal (cases[i].domain, cases[i].code, "x");
-
-      g_assert_cmpint (twp_socks_reply_from_error (error), ==, cases[i].reply);
-    }
-  g_assert_cmpint (twp_socks_reply_from_error (NULL), ==, TWP_SOCKS_REPLY_GENERAL_FAILURE);
-}
-
 /* ---- Async handshake over loopback TCP ---- */
 
 #define TEST_DEADLINE_SECONDS 10
@@ -1227,7 +1201,6 @@ main (int    argc,
   g_test_add_func ("/socks/parser/silent-refusal", test_parser_silent_refusal);
   g_test_add_func ("/socks/parser/feed-contract", test_parser_feed_contract);
   g_test_add_func ("/socks/reply/format", test_format_reply);
-  g_test_add_func ("/socks/reply/from-error", test_reply_from_error);
   g_test_add_func ("/socks/async/tor-transcript", test_async_tor_transcript);
   g_test_add_func ("/socks/async/pipelined", test_async_pipelined);
   g_test_add_func ("/socks/async/socks4", test_async_socks4);

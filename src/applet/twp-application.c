@@ -45,7 +45,7 @@ G_DEFINE_FINAL_TYPE (TwpApplication, twp_application, ADW_TYPE_APPLICATION)
 static gboolean
 is_notable (guint state)
 {
-  return state == TWP_STATUS_TRANSPORT_CONNECTED || state == TWP_STATUS_TRANSPORT_FAILING;
+  return state == TWP_TRANSPORT_STATE_CONNECTED || state == TWP_TRANSPORT_STATE_FAILING;
 }
 
 static void
@@ -57,7 +57,7 @@ send_notification (StateWatch *watch,
 
   if (watch->app->settings != NULL && !g_settings_get_boolean (watch->app->settings, "notify-state-changes"))
     return;
-  if (state == TWP_STATUS_TRANSPORT_CONNECTED)
+  if (state == TWP_TRANSPORT_STATE_CONNECTED)
     {
       notification = g_notification_new (_("Bridges connected again"));
       /* Translators: %u is a process ID */
@@ -108,7 +108,7 @@ state_changed_cb (GObject    *object,
   if (watch->notified_state == 0 && !is_notable (previous))
     {
       /* Starting -> Connected is not news either; remember it. */
-      if (state == TWP_STATUS_TRANSPORT_CONNECTED)
+      if (state == TWP_TRANSPORT_STATE_CONNECTED)
         {
           watch->notified_state = state;
           return;
@@ -169,7 +169,7 @@ instances_changed_cb (GListModel     *model,
       watch->id = g_strdup_printf ("state-%s", twp_instance_get_bus_name (instance));
       watch->pid = twp_instance_get_pid (instance);
       watch->last_state = twp_dbus_transport_get_state (watch->transport);
-      if (watch->last_state == TWP_STATUS_TRANSPORT_CONNECTED)
+      if (watch->last_state == TWP_TRANSPORT_STATE_CONNECTED)
         watch->notified_state = watch->last_state;
       watch->notify_id = g_signal_connect (watch->transport, "notify::state", G_CALLBACK (state_changed_cb), watch);
       g_hash_table_insert (self->watches, g_object_ref (instance), watch);

@@ -83,7 +83,7 @@ static gboolean
 bridge_is_failing_cb (TwpBridgeRow *self,
                       guint         state)
 {
-  return state == TWP_STATUS_BRIDGE_FAILING;
+  return state == TWP_BRIDGE_STATE_FAILING;
 }
 
 static char *
@@ -180,7 +180,7 @@ update_accessible (TwpBridgeRow *self)
       bridge_state = twp_dbus_bridge_get_state (self->bridge);
       state = state_line (bridge_state, twp_dbus_bridge_get_phase (self->bridge));
       g_string_append_printf (description, "%s.", state);
-      if (bridge_state == TWP_STATUS_BRIDGE_FAILING)
+      if (bridge_state == TWP_BRIDGE_STATE_FAILING)
         {
           reason = twp_status_reason_text (twp_dbus_bridge_get_last_failure_reason (self->bridge),
                                            twp_dbus_bridge_get_last_failure_code (self->bridge));

@@ -7,6 +7,7 @@
 
 #include <glib/gi18n.h>
 
+#include "twp-log.h"
 #include "twp-status-text.h"
 
 /* The transport keeps 100 events; so do we, dropping the oldest. */
@@ -59,15 +60,15 @@ add_event (TwpEventsDialog *self,
 
   switch (severity)
     {
-    case 0:
+    case TWP_LOG_ERROR:
       severity_text = _("Error");
       icon = "dialog-error-symbolic";
       break;
-    case 1:
+    case TWP_LOG_WARNING:
       severity_text = _("Warning");
       icon = "dialog-warning-symbolic";
       break;
-    case 2:
+    case TWP_LOG_NOTICE:
       severity_text = _("Notice");
       icon = "dialog-information-symbolic";
       break;

@@ -13,19 +13,19 @@ twp_status_transport_state_text (guint state)
 {
   switch (state)
     {
-    case 10:
+    case TWP_TRANSPORT_STATE_STARTING:
       return _("Starting");
-    case 20:
+    case TWP_TRANSPORT_STATE_READY:
       return _("Ready");
-    case 30:
+    case TWP_TRANSPORT_STATE_CONNECTING:
       return _("Connecting");
-    case 40:
+    case TWP_TRANSPORT_STATE_CONNECTED:
       return _("Connected");
-    case 50:
+    case TWP_TRANSPORT_STATE_DEGRADED:
       return _("Degraded");
-    case 60:
+    case TWP_TRANSPORT_STATE_FAILING:
       return _("Failing");
-    case 70:
+    case TWP_TRANSPORT_STATE_STOPPING:
       return _("Stopping");
     default:
       return _("Unknown");
@@ -37,18 +37,18 @@ twp_status_transport_state_icon (guint state)
 {
   switch (state)
     {
-    case 20:
+    case TWP_TRANSPORT_STATE_READY:
       return "network-idle-symbolic";
-    case 10:
-    case 30:
+    case TWP_TRANSPORT_STATE_STARTING:
+    case TWP_TRANSPORT_STATE_CONNECTING:
       return "network-transmit-receive-symbolic";
-    case 40:
+    case TWP_TRANSPORT_STATE_CONNECTED:
       return "emblem-ok-symbolic";
-    case 50:
+    case TWP_TRANSPORT_STATE_DEGRADED:
       return "dialog-warning-symbolic";
-    case 60:
+    case TWP_TRANSPORT_STATE_FAILING:
       return "dialog-error-symbolic";
-    case 70:
+    case TWP_TRANSPORT_STATE_STOPPING:
       return "process-stop-symbolic";
     default:
       return "dialog-question-symbolic";
@@ -60,13 +60,13 @@ twp_status_bridge_state_text (guint state)
 {
   switch (state)
     {
-    case 10:
+    case TWP_BRIDGE_STATE_IDLE:
       return _("Idle");
-    case 20:
+    case TWP_BRIDGE_STATE_CONNECTING:
       return _("Connecting");
-    case 30:
+    case TWP_BRIDGE_STATE_CONNECTED:
       return _("Connected");
-    case 40:
+    case TWP_BRIDGE_STATE_FAILING:
       return _("Failing");
     default:
       return _("Unknown");
@@ -78,13 +78,13 @@ twp_status_bridge_state_icon (guint state)
 {
   switch (state)
     {
-    case 10:
+    case TWP_BRIDGE_STATE_IDLE:
       return "network-idle-symbolic";
-    case 20:
+    case TWP_BRIDGE_STATE_CONNECTING:
       return "network-transmit-receive-symbolic";
-    case 30:
+    case TWP_BRIDGE_STATE_CONNECTED:
       return "emblem-ok-symbolic";
-    case 40:
+    case TWP_BRIDGE_STATE_FAILING:
       return "dialog-error-symbolic";
     default:
       return "dialog-question-symbolic";
@@ -96,19 +96,19 @@ twp_status_phase_text (guint phase)
 {
   switch (phase)
     {
-    case 0:
+    case TWP_DIAL_PHASE_NONE:
       return _("No attempt yet");
-    case 10:
+    case TWP_DIAL_PHASE_RESOLVING:
       return _("Resolving the name");
-    case 20:
+    case TWP_DIAL_PHASE_CONNECTING:
       return _("TCP connection");
-    case 30:
+    case TWP_DIAL_PHASE_PROXY:
       return _("Upstream proxy");
-    case 40:
+    case TWP_DIAL_PHASE_TLS:
       return _("TLS handshake");
-    case 50:
+    case TWP_DIAL_PHASE_UPGRADE:
       return _("HTTP upgrade");
-    case 60:
+    case TWP_DIAL_PHASE_OPEN:
       return _("Open");
     default:
       return _("Unknown step");
@@ -131,40 +131,40 @@ twp_status_reason_text (guint reason,
 {
   switch (reason)
     {
-    case TWP_STATUS_REASON_NONE:
+    case TWP_FAILURE_NONE:
       return NULL;
-    case 10:
+    case TWP_FAILURE_BAD_ARGUMENTS:
       return g_strdup (_("The bridge line has invalid arguments — check the Bridge line in torrc"));
-    case 20:
+    case TWP_FAILURE_DNS:
       return g_strdup (_("DNS lookup failed — check the host name in url= and your network"));
-    case 30:
+    case TWP_FAILURE_REFUSED:
       return g_strdup (_("Connection refused — the server is not listening; check the port in url="));
-    case 40:
+    case TWP_FAILURE_UNREACHABLE:
       return g_strdup (_("Network unreachable — check your network connection"));
-    case 50:
+    case TWP_FAILURE_TIMED_OUT:
       return g_strdup (_("Timed out — the server may be down or blocked; try again later or use a proxy"));
-    case 60:
+    case TWP_FAILURE_PROXY:
       return g_strdup (_("Upstream proxy failed — check tor’s proxy settings"));
-    case 70:
+    case TWP_FAILURE_TLS:
       return g_strdup (_("TLS handshake failed — check that the server speaks TLS (wss://) and sni="));
-    case 80:
+    case TWP_FAILURE_TLS_CERTIFICATE:
       return g_strdup (_("TLS certificate not trusted — check sni= or cert-sha256="));
-    case TWP_STATUS_REASON_HTTP_STATUS:
+    case TWP_FAILURE_HTTP_STATUS:
       if (code >= 100 && code <= 999)
         /* Translators: %u is an HTTP status code such as 403 */
         return g_strdup_printf (_("Server refused the upgrade (HTTP %u) — check the url= path"), code);
       return g_strdup (_("Server refused the upgrade — check the url= path"));
-    case 100:
+    case TWP_FAILURE_HANDSHAKE:
       return g_strdup (_("Not a WebSocket server — check the url= path and port"));
-    case 110:
+    case TWP_FAILURE_CLOSED:
       return g_strdup (_("Closed during the handshake — a firewall may block WebSockets; try base64 frames"));
-    case TWP_STATUS_REASON_PROTOCOL:
+    case TWP_FAILURE_PROTOCOL:
       if (code >= 1000 && code <= 4999)
         /* Translators: %u is a WebSocket close code such as 1002 */
         return g_strdup_printf (_("WebSocket protocol error (close code %u) — the server may need base64 frames"),
                                 code);
       return g_strdup (_("WebSocket protocol error — the server may need base64 frames"));
-    case TWP_STATUS_REASON_CLOSED_ERROR:
+    case TWP_FAILURE_CLOSED_BY_PEER:
       if (code >= 1000 && code <= 4999)
         /* Translators: %u is a WebSocket close code such as 1008 */
         return g_strdup_printf (_("Closed by server (%u) — check the server’s log"), code);

@@ -1,25 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The transport's numbers in words: states, phases and failure reasons
  * (with a next step), as the status app shows and speaks them. Unknown
- * values (the D-Bus API leaves gaps of 10) map to "unknown". */
+ * values (the D-Bus API leaves gaps of 10) map to "unknown". The numbers
+ * are the transport's own (twp-state.h, through its generated GIO-only
+ * header): D-Bus carries them unchanged. */
 #pragma once
 
 #include <glib.h>
 
-G_BEGIN_DECLS
+#include "twp-state-enums.h"
 
-/* io.github.TorWebSocketProxy1.Transport:State */
-#define TWP_STATUS_TRANSPORT_CONNECTED 40
-#define TWP_STATUS_TRANSPORT_DEGRADED  50
-#define TWP_STATUS_TRANSPORT_FAILING   60
-/* io.github.TorWebSocketProxy1.Bridge:State */
-#define TWP_STATUS_BRIDGE_CONNECTED    30
-#define TWP_STATUS_BRIDGE_FAILING      40
-/* LastFailureReason */
-#define TWP_STATUS_REASON_NONE          0
-#define TWP_STATUS_REASON_HTTP_STATUS  90
-#define TWP_STATUS_REASON_PROTOCOL    120
-#define TWP_STATUS_REASON_CLOSED_ERROR 130
+G_BEGIN_DECLS
 
 /* How the transport's placeholder (TWP_DBUS_WITHHELD) starts: with unsafe
  * logging it stands in for free text in Event signals and
@@ -35,7 +26,7 @@ const char *twp_status_phase_text           (guint phase);
 const char *twp_status_origin_text          (const char *origin_hint);
 
 /* "Server refused the upgrade (HTTP 403) — check the url= path"; NULL for
- * TWP_STATUS_REASON_NONE. @code is Bridge:LastFailureCode (the HTTP status
+ * TWP_FAILURE_NONE. @code is Bridge:LastFailureCode (the HTTP status
  * or the WebSocket close code; 0 if unknown), never parsed from text. */
 char       *twp_status_reason_text          (guint reason,
                                              guint code);

@@ -77,7 +77,7 @@ transport_summary_cb (TwpTransportGroup *self,
   /* Translators: the number of open tunnels */
   connections = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u open connection", "%u open connections", active),
                                  active);
-  if (state == TWP_STATUS_TRANSPORT_FAILING || state == TWP_STATUS_TRANSPORT_DEGRADED)
+  if (state == TWP_TRANSPORT_STATE_FAILING || state == TWP_TRANSPORT_STATE_DEGRADED)
     /* The transport has no failure code: the reason alone, in words. */
     reason_text = twp_status_reason_text (reason, 0);
   if (reason_text != NULL)

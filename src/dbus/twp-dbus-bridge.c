@@ -245,14 +245,14 @@ twp_dbus_bridge_impl_new (TwpClient *client,
 
   /* State, phase and the rest change rarely and matter at once. */
   bind (self, "id", "id", NULL);
-  bind (self, "state", "state", twp_dbus_transform_int_to_uint);
-  bind (self, "phase", "phase", twp_dbus_transform_int_to_uint);
+  bind (self, "state", "state", twp_dbus_transform_enum_to_uint);
+  bind (self, "phase", "phase", twp_dbus_transform_enum_to_uint);
   bind (self, "frame-mode", "frame-mode", twp_dbus_transform_frame_mode);
   bind (self, "mode-pinned", "mode-pinned", NULL);
   bind (self, "active-connections", "active-connections", NULL);
   bind (self, "last-success-time", "last-success-time", NULL);
   bind (self, "last-failure-time", "last-failure-time", NULL);
-  bind (self, "last-failure-reason", "last-failure-reason", twp_dbus_transform_int_to_uint);
+  bind (self, "last-failure-reason", "last-failure-reason", twp_dbus_transform_enum_to_uint);
   bind (self, "last-failure-details", "last-failure-details", twp_dbus_transform_details);
   bind (self, "last-failure-code", "last-failure-code", NULL);
 

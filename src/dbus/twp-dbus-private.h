@@ -11,12 +11,12 @@ G_BEGIN_DECLS
  * filled with addresses: signals reach every client on the bus. */
 #define TWP_DBUS_WITHHELD "(withheld from broadcasts: unsafe logging is on; see GetDiagnostics)"
 
-/* int (enum) -> u, negative values as 0. */
-gboolean twp_dbus_transform_int_to_uint   (GBinding     *binding,
+/* A core enum (twp-state.h) -> u, negative values as 0. */
+gboolean twp_dbus_transform_enum_to_uint  (GBinding     *binding,
                                            const GValue *from,
                                            GValue       *to,
                                            gpointer      user_data);
-/* TwpFrameMode (int) -> "binary"/"base64". */
+/* TwpFrameMode -> "binary"/"base64". */
 gboolean twp_dbus_transform_frame_mode    (GBinding     *binding,
                                            const GValue *from,
                                            GValue       *to,

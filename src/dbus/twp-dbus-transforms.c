@@ -9,12 +9,12 @@
 #include "twp-log.h"
 
 gboolean
-twp_dbus_transform_int_to_uint (GBinding     *binding,
-                                const GValue *from,
-                                GValue       *to,
-                                gpointer      user_data)
+twp_dbus_transform_enum_to_uint (GBinding     *binding,
+                                 const GValue *from,
+                                 GValue       *to,
+                                 gpointer      user_data)
 {
-  int value = g_value_get_int (from);
+  int value = g_value_get_enum (from);
 
   g_value_set_uint (to, value > 0 ? (guint) value : 0);
   return TRUE;
@@ -26,7 +26,7 @@ twp_dbus_transform_frame_mode (GBinding     *binding,
                                GValue       *to,
                                gpointer      user_data)
 {
-  g_value_set_string (to, twp_frame_mode_to_string (g_value_get_int (from)));
+  g_value_set_string (to, twp_frame_mode_to_string (g_value_get_enum (from)));
   return TRUE;
 }
 

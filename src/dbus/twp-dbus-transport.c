@@ -84,18 +84,6 @@ twp_dbus_origin_hint (const char *state_location,
 
 /* ---- transforms (core property -> D-Bus property) ---------------------- */
 
-static gboolean
-n_connections_to_server_state_cb (GBinding     *binding,
-                                  const GValue *from,
-                                  GValue       *to,
-                                  gpointer      user_data)
-{
-  /* A server has no bridges to fail: it is ready or serving. */
-  g_value_set_uint (to, g_value_get_uint (from) > 0 ? TWP_TRANSPORT_STATE_CONNECTED
-                                                     : TWP_TRANSPORT_STATE_READY);
-  return TRUE;
-}
-
 static void
 bind (TwpDBusTransportImpl   *self,
       gpointer                source,
@@ -535,11 +523,11 @@ twp_dbus_transport_impl_new_for_client (TwpClient  *client,
   self = new_common ("client", state_location);
   self->client = g_object_ref (client);
   self->settings = settings != NULL ? g_object_ref (settings) : NULL;
-  bind (self, client, "state", "state", twp_dbus_transform_int_to_uint);
+  bind (self, client, "state", "state", twp_dbus_transform_enum_to_uint);
   bind (self, client, "frame-mode", "frame-mode", twp_dbus_transform_frame_mode);
   bind (self, client, "n-connections", "active-connections", NULL);
   bind (self, client, "last-failure-time", "last-failure-time", NULL);
-  bind (self, client, "last-failure-reason", "last-failure-reason", twp_dbus_transform_int_to_uint);
+  bind (self, client, "last-failure-reason", "last-failure-reason", twp_dbus_transform_enum_to_uint);
   bind (self, client, "last-failure-details", "last-failure-details", twp_dbus_transform_details);
   update_counters (self);
   g_signal_connect_object (client, "notify::state", G_CALLBACK (state_cb), self, 0);
@@ -557,7 +545,7 @@ twp_dbus_transport_impl_new_for_server (TwpServer  *server,
   self = new_common ("server", state_location);
   self->server = g_object_ref (server);
   bind (self, server, "n-connections", "active-connections", NULL);
-  bind (self, server, "n-connections", "state", n_connections_to_server_state_cb);
+  bind (self, server, "state", "state", twp_dbus_transform_enum_to_uint);
   update_counters (self);
   g_signal_connect_object (server, "notify::n-connections", G_CALLBACK (state_cb), self, 0);
   return self;

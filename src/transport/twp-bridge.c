@@ -6,6 +6,8 @@
 #include "twp-bridge.h"
 
 #include "twp-log.h"
+#include "twp-enum-types.h"
+#include "twp-state-enums.h"
 
 struct _TwpBridge
 {
@@ -55,86 +57,6 @@ enum {
 static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_FINAL_TYPE (TwpBridge, twp_bridge, G_TYPE_OBJECT)
-
-TwpFailureReason
-twp_failure_reason_from_error (const GError *error)
-{
-  if (error == NULL)
-    return TWP_FAILURE_NONE;
-  if (error->domain == TWP_BRIDGE_CONFIG_ERROR)
-    return TWP_FAILURE_BAD_ARGUMENTS;
-  if (error->domain == TWP_RELAY_ERROR)
-    return error->code == TWP_RELAY_ERROR_PEER_CLOSED ? TWP_FAILURE_CLOSED_BY_PEER : TWP_FAILURE_PROTOCOL;
-  if (error->domain != TWP_DIAL_ERROR)
-    return TWP_FAILURE_OTHER;
-
-  switch (error->code)
-    {
-    case TWP_DIAL_ERROR_DNS:
-      return TWP_FAILURE_DNS;
-    case TWP_DIAL_ERROR_REFUSED:
-      return TWP_FAILURE_REFUSED;
-    case TWP_DIAL_ERROR_NETWORK_UNREACHABLE:
-    case TWP_DIAL_ERROR_HOST_UNREACHABLE:
-      return TWP_FAILURE_UNREACHABLE;
-    case TWP_DIAL_ERROR_TIMED_OUT:
-      return TWP_FAILURE_TIMED_OUT;
-    case TWP_DIAL_ERROR_PROXY:
-      return TWP_FAILURE_PROXY;
-    case TWP_DIAL_ERROR_TLS:
-      return TWP_FAILURE_TLS;
-    case TWP_DIAL_ERROR_TLS_CERTIFICATE:
-      return TWP_FAILURE_TLS_CERTIFICATE;
-    case TWP_DIAL_ERROR_HTTP_STATUS:
-      return TWP_FAILURE_HTTP_STATUS;
-    case TWP_DIAL_ERROR_HANDSHAKE:
-      return TWP_FAILURE_HANDSHAKE;
-    case TWP_DIAL_ERROR_CLOSED:
-      return TWP_FAILURE_CLOSED;
-    case TWP_DIAL_ERROR_FAILED:
-    default:
-      return TWP_FAILURE_OTHER;
-    }
-}
-
-const char *
-twp_failure_reason_to_string (TwpFailureReason reason)
-{
-  switch (reason)
-    {
-    case TWP_FAILURE_NONE:
-      return "none";
-    case TWP_FAILURE_BAD_ARGUMENTS:
-      return "bad-arguments";
-    case TWP_FAILURE_DNS:
-      return "dns";
-    case TWP_FAILURE_REFUSED:
-      return "refused";
-    case TWP_FAILURE_UNREACHABLE:
-      return "unreachable";
-    case TWP_FAILURE_TIMED_OUT:
-      return "timed-out";
-    case TWP_FAILURE_PROXY:
-      return "proxy";
-    case TWP_FAILURE_TLS:
-      return "tls";
-    case TWP_FAILURE_TLS_CERTIFICATE:
-      return "tls-certificate";
-    case TWP_FAILURE_HTTP_STATUS:
-      return "http-status";
-    case TWP_FAILURE_HANDSHAKE:
-      return "handshake";
-    case TWP_FAILURE_CLOSED:
-      return "closed";
-    case TWP_FAILURE_PROTOCOL:
-      return "protocol";
-    case TWP_FAILURE_CLOSED_BY_PEER:
-      return "closed-by-peer";
-    case TWP_FAILURE_OTHER:
-    default:
-      return "other";
-    }
-}
 
 const char *
 twp_bridge_state_to_string (TwpBridgeState state)
@@ -245,13 +167,13 @@ twp_bridge_get_property (GObject    *object,
       g_value_set_string (value, self->id);
       break;
     case PROP_STATE:
-      g_value_set_int (value, self->state);
+      g_value_set_enum (value, self->state);
       break;
     case PROP_PHASE:
-      g_value_set_int (value, self->phase);
+      g_value_set_enum (value, self->phase);
       break;
     case PROP_FRAME_MODE:
-      g_value_set_int (value, twp_bridge_get_frame_mode (self));
+      g_value_set_enum (value, twp_bridge_get_frame_mode (self));
       break;
     case PROP_MODE_PINNED:
       g_value_set_boolean (value, self->config->mode_pinned);
@@ -272,7 +194,7 @@ twp_bridge_get_property (GObject    *object,
       g_value_set_int64 (value, self->last_failure_time);
       break;
     case PROP_LAST_FAILURE_REASON:
-      g_value_set_int (value, self->last_failure_reason);
+      g_value_set_enum (value, self->last_failure_reason);
       break;
     case PROP_LAST_FAILURE_DETAILS:
       g_value_set_string (value, self->last_failure_details);
@@ -296,9 +218,12 @@ twp_bridge_class_init (TwpBridgeClass *klass)
   object_class->get_property = twp_bridge_get_property;
 
   properties[PROP_ID] = g_param_spec_string ("id", NULL, NULL, NULL, flags);
-  properties[PROP_STATE] = g_param_spec_int ("state", NULL, NULL, 0, G_MAXINT, 0, flags);
-  properties[PROP_PHASE] = g_param_spec_int ("phase", NULL, NULL, 0, G_MAXINT, 0, flags);
-  properties[PROP_FRAME_MODE] = g_param_spec_int ("frame-mode", NULL, NULL, 0, 1, 0, flags);
+  properties[PROP_STATE] =
+    g_param_spec_enum ("state", NULL, NULL, TWP_TYPE_BRIDGE_STATE, TWP_BRIDGE_STATE_UNKNOWN, flags);
+  properties[PROP_PHASE] =
+    g_param_spec_enum ("phase", NULL, NULL, TWP_TYPE_DIAL_PHASE, TWP_DIAL_PHASE_NONE, flags);
+  properties[PROP_FRAME_MODE] =
+    g_param_spec_enum ("frame-mode", NULL, NULL, TWP_TYPE_FRAME_MODE, TWP_FRAME_MODE_BINARY, flags);
   properties[PROP_MODE_PINNED] = g_param_spec_boolean ("mode-pinned", NULL, NULL, FALSE, flags);
   properties[PROP_ATTEMPTS] = g_param_spec_uint64 ("attempts", NULL, NULL, 0, G_MAXUINT64, 0, flags);
   properties[PROP_FAILURES] = g_param_spec_uint64 ("failures", NULL, NULL, 0, G_MAXUINT64, 0, flags);
@@ -309,7 +234,7 @@ twp_bridge_class_init (TwpBridgeClass *klass)
   properties[PROP_LAST_FAILURE_TIME] =
     g_param_spec_int64 ("last-failure-time", NULL, NULL, 0, G_MAXINT64, 0, flags);
   properties[PROP_LAST_FAILURE_REASON] =
-    g_param_spec_int ("last-failure-reason", NULL, NULL, 0, G_MAXINT, 0, flags);
+    g_param_spec_enum ("last-failure-reason", NULL, NULL, TWP_TYPE_FAILURE_REASON, TWP_FAILURE_NONE, flags);
   properties[PROP_LAST_FAILURE_DETAILS] =
     g_param_spec_string ("last-failure-details", NULL, NULL, NULL, flags);
   properties[PROP_LAST_FAILURE_CODE] =

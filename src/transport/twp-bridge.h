@@ -9,40 +9,14 @@
 
 #include "twp-bridge-config.h"
 #include "twp-dial.h"
+#include "twp-failure.h"
 #include "twp-relay.h"
+#include "twp-state.h"
 
 G_BEGIN_DECLS
 
-/* Numeric enums with gaps of 10, NetworkManager style: clients treat
- * unknown values as unknown, and new values fit in between. */
-typedef enum {
-  TWP_BRIDGE_STATE_UNKNOWN = 0,
-  TWP_BRIDGE_STATE_IDLE = 10,        /* no connection open; the last attempt (if any) worked */
-  TWP_BRIDGE_STATE_CONNECTING = 20,  /* an attempt runs and none is open */
-  TWP_BRIDGE_STATE_CONNECTED = 30,   /* at least one tunnel is open */
-  TWP_BRIDGE_STATE_FAILING = 40,     /* the last attempt failed and none is open */
-} TwpBridgeState;
-
-typedef enum {
-  TWP_FAILURE_NONE = 0,
-  TWP_FAILURE_BAD_ARGUMENTS = 10,    /* the bridge line's arguments are invalid */
-  TWP_FAILURE_DNS = 20,
-  TWP_FAILURE_REFUSED = 30,
-  TWP_FAILURE_UNREACHABLE = 40,
-  TWP_FAILURE_TIMED_OUT = 50,
-  TWP_FAILURE_PROXY = 60,            /* the upstream proxy (TOR_PT_PROXY) failed */
-  TWP_FAILURE_TLS = 70,
-  TWP_FAILURE_TLS_CERTIFICATE = 80,
-  TWP_FAILURE_HTTP_STATUS = 90,      /* the server answered the upgrade with another status */
-  TWP_FAILURE_HANDSHAKE = 100,       /* an invalid WebSocket handshake */
-  TWP_FAILURE_CLOSED = 110,          /* the server closed the connection during the handshake */
-  TWP_FAILURE_PROTOCOL = 120,        /* the server broke the WebSocket protocol mid-tunnel */
-  TWP_FAILURE_CLOSED_BY_PEER = 130,  /* the server closed a tunnel with an error status */
-  TWP_FAILURE_OTHER = 1000,
-} TwpFailureReason;
-
-TwpFailureReason twp_failure_reason_from_error (const GError *error);
-const char      *twp_failure_reason_to_string  (TwpFailureReason reason);
+/* TwpBridgeState and TwpFailureReason: twp-state.h (D-Bus shows them);
+ * how an error becomes a reason: twp-failure.h. */
 const char      *twp_bridge_state_to_string    (TwpBridgeState state);
 
 #define TWP_TYPE_BRIDGE (twp_bridge_get_type ())

@@ -9,8 +9,11 @@
 #include <netinet/tcp.h>
 
 #include "twp-acceptor.h"
+#include "twp-enum-types.h"
+#include "twp-failure.h"
 #include "twp-log.h"
 #include "twp-socks.h"
+#include "twp-state-enums.h"
 
 /* Every distinct bridge line tor (or any local process: the SOCKS port has
  * no authentication) asks for makes a bridge object, mirrored on D-Bus.
@@ -211,29 +214,6 @@ send_reply (ClientConnection *conn,
                                 conn->cancellable, reply_written_cb, data);
 }
 
-static TwpSocksReply
-reply_for_dial_error (const GError *error)
-{
-  if (error->domain != TWP_DIAL_ERROR)
-    return TWP_SOCKS_REPLY_GENERAL_FAILURE;
-
-  /* C14: the reason tor logs should match the cause. */
-  switch (error->code)
-    {
-    case TWP_DIAL_ERROR_DNS:
-    case TWP_DIAL_ERROR_HOST_UNREACHABLE:
-      return TWP_SOCKS_REPLY_HOST_UNREACHABLE;
-    case TWP_DIAL_ERROR_REFUSED:
-      return TWP_SOCKS_REPLY_CONNECTION_REFUSED;
-    case TWP_DIAL_ERROR_NETWORK_UNREACHABLE:
-      return TWP_SOCKS_REPLY_NETWORK_UNREACHABLE;
-    case TWP_DIAL_ERROR_TIMED_OUT:
-      return TWP_SOCKS_REPLY_TTL_EXPIRED;
-    default:
-      return TWP_SOCKS_REPLY_GENERAL_FAILURE;
-    }
-}
-
 /* ---- dial -------------------------------------------------------------- */
 
 static void
@@ -262,7 +242,7 @@ dial_done_cb (GObject      *source,
       twp_log_user (TWP_LOG_WARNING, "cannot open WebSocket to bridge %s: %s",
                     twp_log_redact (url), error->message);
       twp_bridge_attempt_failed (conn->bridge, conn->dial, error);
-      send_reply (conn, reply_for_dial_error (error), NULL, NULL);
+      send_reply (conn, twp_failure_socks_reply (error), NULL, NULL);
       return;
     }
 
@@ -604,7 +584,7 @@ handshake_done_cb (GObject      *source,
       if (g_error_matches (error, TWP_SOCKS_ERROR, TWP_SOCKS_ERROR_AUTH))
         {
           twp_log_user (TWP_LOG_WARNING, "bad bridge line arguments: %s", error->message);
-          set_last_failure (self, TWP_FAILURE_BAD_ARGUMENTS, error->message);
+          set_last_failure (self, twp_failure_reason_from_error (error), error->message);
         }
       else
         twp_log_user (TWP_LOG_INFO, "SOCKS handshake failed: %s", error->message);
@@ -618,8 +598,8 @@ handshake_done_cb (GObject      *source,
   if (conn->config == NULL)
     {
       twp_log_user (TWP_LOG_WARNING, "bad bridge line arguments: %s", error->message);
-      set_last_failure (self, TWP_FAILURE_BAD_ARGUMENTS, error->message);
-      send_reply (conn, TWP_SOCKS_REPLY_NOT_ALLOWED, NULL, NULL);
+      set_last_failure (self, twp_failure_reason_from_error (error), error->message);
+      send_reply (conn, twp_failure_socks_reply (error), NULL, NULL);
       return;
     }
 
@@ -723,19 +703,19 @@ twp_client_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_FRAME_MODE:
-      g_value_set_int (value, self->frame_mode);
+      g_value_set_enum (value, self->frame_mode);
       break;
     case PROP_N_CONNECTIONS:
       g_value_set_uint (value, g_hash_table_size (self->connections));
       break;
     case PROP_STATE:
-      g_value_set_int (value, self->state);
+      g_value_set_enum (value, self->state);
       break;
     case PROP_LAST_FAILURE_TIME:
       g_value_set_int64 (value, self->last_failure_time);
       break;
     case PROP_LAST_FAILURE_REASON:
-      g_value_set_int (value, self->last_failure_reason);
+      g_value_set_enum (value, self->last_failure_reason);
       break;
     case PROP_LAST_FAILURE_DETAILS:
       g_value_set_string (value, self->last_failure_details);
@@ -756,7 +736,7 @@ twp_client_set_property (GObject      *object,
   switch (prop_id)
     {
     case PROP_FRAME_MODE:
-      twp_client_set_frame_mode (self, g_value_get_int (value));
+      twp_client_set_frame_mode (self, g_value_get_enum (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -774,21 +754,20 @@ twp_client_class_init (TwpClientClass *klass)
   object_class->set_property = twp_client_set_property;
 
   properties[PROP_FRAME_MODE] =
-    g_param_spec_int ("frame-mode", NULL, NULL,
-                      TWP_FRAME_MODE_BINARY, TWP_FRAME_MODE_BASE64, TWP_FRAME_MODE_BINARY,
-                      G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+    g_param_spec_enum ("frame-mode", NULL, NULL, TWP_TYPE_FRAME_MODE, TWP_FRAME_MODE_BINARY,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_N_CONNECTIONS] =
     g_param_spec_uint ("n-connections", NULL, NULL, 0, G_MAXUINT, 0,
                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_STATE] =
-    g_param_spec_int ("state", NULL, NULL, 0, G_MAXINT, TWP_TRANSPORT_STATE_STARTING,
-                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+    g_param_spec_enum ("state", NULL, NULL, TWP_TYPE_TRANSPORT_STATE, TWP_TRANSPORT_STATE_STARTING,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_LAST_FAILURE_TIME] =
     g_param_spec_int64 ("last-failure-time", NULL, NULL, 0, G_MAXINT64, 0,
                         G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_LAST_FAILURE_REASON] =
-    g_param_spec_int ("last-failure-reason", NULL, NULL, 0, G_MAXINT, 0,
-                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+    g_param_spec_enum ("last-failure-reason", NULL, NULL, TWP_TYPE_FAILURE_REASON, TWP_FAILURE_NONE,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_LAST_FAILURE_DETAILS] =
     g_param_spec_string ("last-failure-details", NULL, NULL, NULL,
                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);

@@ -10,7 +10,7 @@
 #include "twp-bridge-config.h"
 #include "twp-dial.h"
 #include "twp-relay.h"
-#include "twp-transport-state.h"
+#include "twp-state.h"
 
 G_BEGIN_DECLS
 

@@ -9,7 +9,9 @@
 #include <netinet/tcp.h>
 #include <string.h>
 
+#include "twp-failure.h"
 #include "twp-log.h"
+#include "twp-state-enums.h"
 #include "twp-ws-handshake.h"
 
 /* Read size for the upgrade response; what follows the head is kept. */
@@ -132,7 +134,7 @@ twp_dial_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_PHASE:
-      g_value_set_int (value, self->phase);
+      g_value_set_enum (value, self->phase);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -149,9 +151,8 @@ twp_dial_class_init (TwpDialClass *klass)
   object_class->get_property = twp_dial_get_property;
 
   properties[PROP_PHASE] =
-    g_param_spec_int ("phase", NULL, NULL,
-                      TWP_DIAL_PHASE_NONE, TWP_DIAL_PHASE_OPEN, TWP_DIAL_PHASE_NONE,
-                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+    g_param_spec_enum ("phase", NULL, NULL, TWP_TYPE_DIAL_PHASE, TWP_DIAL_PHASE_NONE,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -193,43 +194,6 @@ twp_dial_get_http_status (TwpDial *self)
 }
 
 /* ---- failure ----------------------------------------------------------- */
-
-static TwpDialError
-classify (const GError *error)
-{
-  if (error->domain == TWP_DIAL_ERROR)
-    return error->code;
-  if (error->domain == G_RESOLVER_ERROR)
-    return TWP_DIAL_ERROR_DNS;
-  if (error->domain == G_TLS_ERROR)
-    return error->code == G_TLS_ERROR_BAD_CERTIFICATE ? TWP_DIAL_ERROR_TLS_CERTIFICATE : TWP_DIAL_ERROR_TLS;
-  if (error->domain == TWP_WS_HANDSHAKE_ERROR)
-    return error->code == TWP_WS_HANDSHAKE_ERROR_STATUS ? TWP_DIAL_ERROR_HTTP_STATUS : TWP_DIAL_ERROR_HANDSHAKE;
-  if (error->domain == G_IO_ERROR)
-    {
-      switch (error->code)
-        {
-        case G_IO_ERROR_CONNECTION_REFUSED:
-          return TWP_DIAL_ERROR_REFUSED;
-        case G_IO_ERROR_NETWORK_UNREACHABLE:
-          return TWP_DIAL_ERROR_NETWORK_UNREACHABLE;
-        case G_IO_ERROR_HOST_UNREACHABLE:
-          return TWP_DIAL_ERROR_HOST_UNREACHABLE;
-        case G_IO_ERROR_TIMED_OUT:
-          return TWP_DIAL_ERROR_TIMED_OUT;
-        case G_IO_ERROR_PROXY_FAILED:
-        case G_IO_ERROR_PROXY_AUTH_FAILED:
-        case G_IO_ERROR_PROXY_NEED_AUTH:
-        case G_IO_ERROR_PROXY_NOT_ALLOWED:
-          return TWP_DIAL_ERROR_PROXY;
-        case G_IO_ERROR_CONNECTION_CLOSED:   /* also G_IO_ERROR_BROKEN_PIPE */
-          return TWP_DIAL_ERROR_CLOSED;
-        default:
-          break;
-        }
-    }
-  return TWP_DIAL_ERROR_FAILED;
-}
 
 static const char *
 describe (TwpDialError code)
@@ -278,7 +242,7 @@ fail (TwpDial *self,
   if (task == NULL)
     return;
 
-  code = self->timed_out ? TWP_DIAL_ERROR_TIMED_OUT : classify (error);
+  code = self->timed_out ? TWP_DIAL_ERROR_TIMED_OUT : twp_failure_dial_code (error);
   g_string_append_printf (message, "%s (during %s)", describe (code),
                           twp_dial_phase_to_string (self->phase));
   if (code == TWP_DIAL_ERROR_HTTP_STATUS || code == TWP_DIAL_ERROR_HANDSHAKE ||

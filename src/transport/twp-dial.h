@@ -8,19 +8,9 @@
 
 #include "twp-bridge-config.h"
 #include "twp-pt-env.h"
+#include "twp-state.h"
 
 G_BEGIN_DECLS
-
-/* Gaps of 10 leave room for new phases without renumbering (D-Bus). */
-typedef enum {
-  TWP_DIAL_PHASE_NONE = 0,
-  TWP_DIAL_PHASE_RESOLVING = 10,
-  TWP_DIAL_PHASE_CONNECTING = 20,
-  TWP_DIAL_PHASE_PROXY = 30,
-  TWP_DIAL_PHASE_TLS = 40,
-  TWP_DIAL_PHASE_UPGRADE = 50,
-  TWP_DIAL_PHASE_OPEN = 60,
-} TwpDialPhase;
 
 #define TWP_DIAL_ERROR (twp_dial_error_quark ())
 GQuark twp_dial_error_quark (void);

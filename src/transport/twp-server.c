@@ -20,6 +20,7 @@
 #include "twp-pt-env.h"
 #include "twp-server-request.h"
 #include "twp-server-stats.h"
+#include "twp-state-enums.h"
 #include "twp-tls-stream.h"
 #include "twp-ws-handshake.h"
 
@@ -51,11 +52,18 @@ struct _TwpServer
 
   guint64 bytes_from_ws_done;    /* totals of relays that ended */
   guint64 bytes_to_ws_done;
+  /* starting until listening, then ready or connected (any connection,
+   * half-open ones too: a server has no bridges to fail), stopping once it
+   * no longer accepts */
+  TwpTransportState state;
+  gboolean listening;
+  gboolean stopping;
 };
 
 enum {
   PROP_0,
   PROP_N_CONNECTIONS,
+  PROP_STATE,
   N_PROPS
 };
 
@@ -63,6 +71,29 @@ static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_FINAL_TYPE (TwpServer, twp_server, G_TYPE_OBJECT)
 G_DEFINE_QUARK (twp-server-error-quark, twp_server_error)
+
+static void
+update_state (TwpServer *self)
+{
+  TwpTransportState state = TWP_TRANSPORT_STATE_STARTING;
+
+  if (self->stopping)
+    state = TWP_TRANSPORT_STATE_STOPPING;
+  else if (self->listening)
+    state = g_hash_table_size (self->connections) > 0 ? TWP_TRANSPORT_STATE_CONNECTED
+                                                     : TWP_TRANSPORT_STATE_READY;
+  if (state == self->state)
+    return;
+  self->state = state;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+}
+
+static void
+connections_changed (TwpServer *self)
+{
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CONNECTIONS]);
+  update_state (self);
+}
 
 /* One accepted connection: TLS (optional), HTTP upgrade, tor, relay. */
 typedef struct {
@@ -212,7 +243,7 @@ server_connection_close (ServerConnection *conn)
   g_io_stream_close_async (conn->ws != NULL ? conn->ws : G_IO_STREAM (conn->tcp),
                            G_PRIORITY_DEFAULT, NULL, NULL, NULL);
   if (g_hash_table_remove (self->connections, conn))
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CONNECTIONS]);
+    connections_changed (self);
 }
 
 static const char *
@@ -825,7 +856,7 @@ incoming_cb (TwpAcceptor       *service,
   g_hash_table_add (self->connections, conn);
   g_queue_push_tail (&self->reading_head, conn);
   conn->reading_head_link = g_queue_peek_tail_link (&self->reading_head);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CONNECTIONS]);
+  connections_changed (self);
 
   set_deadline (conn, self->options.handshake_timeout_ms);
 
@@ -1138,6 +1169,9 @@ twp_server_get_property (GObject    *object,
     case PROP_N_CONNECTIONS:
       g_value_set_uint (value, g_hash_table_size (self->connections));
       break;
+    case PROP_STATE:
+      g_value_set_enum (value, self->state);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1155,6 +1189,9 @@ twp_server_class_init (TwpServerClass *klass)
   properties[PROP_N_CONNECTIONS] =
     g_param_spec_uint ("n-connections", NULL, NULL, 0, G_MAXUINT, 0,
                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+  properties[PROP_STATE] =
+    g_param_spec_enum ("state", NULL, NULL, TWP_TYPE_TRANSPORT_STATE, TWP_TRANSPORT_STATE_STARTING,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -1165,6 +1202,7 @@ twp_server_init (TwpServer *self)
   self->per_address = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_queue_init (&self->reading_head);
   self->stats = twp_server_stats_new ();
+  self->state = TWP_TRANSPORT_STATE_STARTING;
 }
 
 TwpServer *
@@ -1227,6 +1265,8 @@ twp_server_listen (TwpServer     *self,
       !g_socket_listener_add_socket (G_SOCKET_LISTENER (self->service), socket, NULL, error))
     return NULL;
   twp_acceptor_start (self->service);
+  self->listening = TRUE;
+  update_state (self);
   return G_INET_SOCKET_ADDRESS (g_socket_get_local_address (socket, error));
 }
 
@@ -1245,6 +1285,13 @@ twp_server_get_n_connections (TwpServer *self)
 {
   g_return_val_if_fail (TWP_IS_SERVER (self), 0);
   return g_hash_table_size (self->connections);
+}
+
+TwpTransportState
+twp_server_get_state (TwpServer *self)
+{
+  g_return_val_if_fail (TWP_IS_SERVER (self), TWP_TRANSPORT_STATE_UNKNOWN);
+  return self->state;
 }
 
 /* Totals of ended tunnels plus what the open ones moved so far. */
@@ -1299,6 +1346,8 @@ twp_server_stop_accepting (TwpServer *self)
       twp_acceptor_stop (self->service);
       g_socket_listener_close (G_SOCKET_LISTENER (self->service));
     }
+  self->stopping = TRUE;
+  update_state (self);
 }
 
 void

@@ -11,6 +11,7 @@
 #include "twp-memory-guard.h"
 #include "twp-relay.h"
 #include "twp-server-stats.h"
+#include "twp-state.h"
 
 G_BEGIN_DECLS
 
@@ -69,6 +70,9 @@ GInetSocketAddress *twp_server_listen   (TwpServer     *self,
 void                twp_server_set_memory_guard  (TwpServer      *self,
                                                   TwpMemoryGuard *guard);
 guint               twp_server_get_n_connections (TwpServer *self);
+/* Starting until it listens, ready or connected (any connection open),
+ * stopping once it no longer accepts. */
+TwpTransportState   twp_server_get_state         (TwpServer *self);
 guint64             twp_server_get_bytes_from_ws (TwpServer *self);
 guint64             twp_server_get_bytes_to_ws   (TwpServer *self);
 /* The server's counters, with the live values brought up to date. */

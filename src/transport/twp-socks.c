@@ -155,36 +155,6 @@ twp_socks_format_reply (int           version,
   return g_bytes_new (out, len);
 }
 
-TwpSocksReply
-twp_socks_reply_from_error (const GError *error)
-{
-  if (error == NULL)
-    return TWP_SOCKS_REPLY_GENERAL_FAILURE;
-
-  if (error->domain == G_RESOLVER_ERROR)
-    return TWP_SOCKS_REPLY_HOST_UNREACHABLE;
-
-  if (error->domain == G_IO_ERROR)
-    {
-      switch (error->code)
-        {
-        case G_IO_ERROR_CONNECTION_REFUSED:
-          return TWP_SOCKS_REPLY_CONNECTION_REFUSED;
-        case G_IO_ERROR_NETWORK_UNREACHABLE:
-          return TWP_SOCKS_REPLY_NETWORK_UNREACHABLE;
-        case G_IO_ERROR_HOST_UNREACHABLE:
-          return TWP_SOCKS_REPLY_HOST_UNREACHABLE;
-        case G_IO_ERROR_TIMED_OUT:
-          /* Tor's own convention for timeouts (C14). */
-          return TWP_SOCKS_REPLY_TTL_EXPIRED;
-        default:
-          break;
-        }
-    }
-
-  return TWP_SOCKS_REPLY_GENERAL_FAILURE;
-}
-
 static void
 append_reply (GByteArray    *reply,
               int            version,

@@ -119,10 +119,7 @@ TwpSocksRequest *twp_socks_parser_steal_request (TwpSocksParser *parser);
 GBytes *twp_socks_format_reply (int           version,
                                 TwpSocksReply reply);
 
-/* Maps an upstream connect/upgrade failure to a REP code (C14): resolver
- * errors and EHOSTUNREACH 04, ECONNREFUSED 05, ENETUNREACH 03, timeouts 06,
- * everything else (TLS, HTTP status, proxy failure) 01. */
-TwpSocksReply twp_socks_reply_from_error (const GError *error);
+/* Which reply a failed connection gets: twp_failure_socks_reply (). */
 
 /* Runs the server side of the handshake on @stream. Reads ahead in small
  * reads; bytes the client sent after the request are returned as
