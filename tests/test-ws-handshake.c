@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include <libsoup/soup.h>
+
 /* The two handshakes of the proposal ("Examples"); Host left empty there. */
 #define PROPOSAL_KEY_BINARY "mzo2xSF9N8VUxuefqO0RSw=="
 #define PROPOSAL_ACCEPT_BINARY "fM0KjD7ixoxkl4PEXU6tNaTveSg="
@@ -139,11 +141,11 @@ test_head_end_too_large (void)
   g_byte_array_append (buf, (const guint8 *) filler, TWP_HTTP_MAX_HEAD_SIZE);
   g_byte_array_append (buf, (const guint8 *) "\r\n\r\n", 4);
   end = twp_http_find_head_end (buf->data, TWP_HTTP_MAX_HEAD_SIZE, &error);
-  g_assert_error (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_TOO_LARGE);
+  g_assert_error (error, TWP_HTTP_ERROR, TWP_HTTP_ERROR_TOO_LARGE);
   g_assert_cmpuint (end, ==, 0);
   g_clear_error (&error);
   end = twp_http_find_head_end (buf->data, buf->len, &error);
-  g_assert_error (error, TWP_WS_HANDSHAKE_ERROR, TWP_WS_HANDSHAKE_ERROR_TOO_LARGE);
+  g_assert_error (error, TWP_HTTP_ERROR, TWP_HTTP_ERROR_TOO_LARGE);
   g_assert_cmpuint (end, ==, 0);
   g_clear_error (&error);
 
@@ -731,7 +733,7 @@ test_request_parse_upgrade (void)
   g_assert_true (browser->offered_extensions);
   /* Subprotocol names are case-sensitive. */
   g_assert_false (browser->wants_base64);
-  g_assert_cmpstr (soup_message_headers_get_one (browser->headers, "Accept-Language"), ==, "en-US,en;q=0.5");
+  g_assert_cmpstr (twp_http_headers_get_one (browser->headers, "Accept-Language"), ==, "en-US,en;q=0.5");
 }
 
 static void
@@ -1027,9 +1029,9 @@ forwarded_for (const char             *name,
                const char             *value,
                TwpHttpForwardedSource  source)
 {
-  g_autoptr(SoupMessageHeaders) headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
+  g_autoptr(TwpHttpHeaders) headers = twp_http_headers_new ();
 
-  soup_message_headers_append (headers, name, value);
+  twp_http_headers_append (headers, name, value);
   return twp_http_forwarded_for_from (headers, source);
 }
 
@@ -1124,7 +1126,7 @@ test_forwarded_for (void)
 static void
 test_forwarded_for_sources (void)
 {
-  g_autoptr(SoupMessageHeaders) headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
+  g_autoptr(TwpHttpHeaders) headers = twp_http_headers_new ();
   g_autofree char *any = NULL;
   g_autofree char *rfc = NULL;
   g_autofree char *xff = NULL;
@@ -1135,12 +1137,12 @@ test_forwarded_for_sources (void)
   g_assert_null (twp_http_forwarded_for (headers));
 
   /* Several header lines are one list; the last line is the nearest proxy. */
-  soup_message_headers_append (headers, "X-Forwarded-For", "203.0.113.7");
-  soup_message_headers_append (headers, "X-Forwarded-For", "198.51.100.1, 10.1.2.3");
+  twp_http_headers_append (headers, "X-Forwarded-For", "203.0.113.7");
+  twp_http_headers_append (headers, "X-Forwarded-For", "198.51.100.1, 10.1.2.3");
   joined = twp_http_forwarded_for (headers);
   g_assert_cmpstr (joined, ==, "10.1.2.3");
 
-  soup_message_headers_append (headers, "Forwarded", "for=192.0.2.60");
+  twp_http_headers_append (headers, "Forwarded", "for=192.0.2.60");
   any = twp_http_forwarded_for (headers);
   rfc = twp_http_forwarded_for_from (headers, TWP_HTTP_FORWARDED_RFC7239);
   xff = twp_http_forwarded_for_from (headers, TWP_HTTP_FORWARDED_X_FORWARDED_FOR);
@@ -1150,7 +1152,7 @@ test_forwarded_for_sources (void)
 
   /* A proxy that says "unknown" is believed: no fall-back to a header the
    * client may have written itself. */
-  soup_message_headers_replace (headers, "Forwarded", "for=unknown");
+  twp_http_headers_replace (headers, "Forwarded", "for=unknown");
   unusable = twp_http_forwarded_for (headers);
   g_assert_null (unusable);
 }
@@ -1158,26 +1160,26 @@ test_forwarded_for_sources (void)
 static void
 test_forwarded_for_spoofing (void)
 {
-  g_autoptr(SoupMessageHeaders) headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
+  g_autoptr(TwpHttpHeaders) headers = twp_http_headers_new ();
   g_autofree char *forwarded = NULL;
   g_autofree char *x_forwarded_for = NULL;
   g_autofree char *escaped = NULL;
 
   /* The client's line ends in an open quote, hoping to swallow the
    * element the proxy appends and leave its own quoted address. */
-  soup_message_headers_append (headers, "Forwarded", "for=\"6.6.6.6\"\"");
-  soup_message_headers_append (headers, "Forwarded", "for=192.0.2.60");
+  twp_http_headers_append (headers, "Forwarded", "for=\"6.6.6.6\"\"");
+  twp_http_headers_append (headers, "Forwarded", "for=192.0.2.60");
   forwarded = twp_http_forwarded_for_from (headers, TWP_HTTP_FORWARDED_RFC7239);
   g_assert_cmpstr (forwarded, !=, "6.6.6.6");
   g_assert_null (forwarded);
 
-  soup_message_headers_append (headers, "X-Forwarded-For", "\"6.6.6.6");
-  soup_message_headers_append (headers, "X-Forwarded-For", "192.0.2.60");
+  twp_http_headers_append (headers, "X-Forwarded-For", "\"6.6.6.6");
+  twp_http_headers_append (headers, "X-Forwarded-For", "192.0.2.60");
   x_forwarded_for = twp_http_forwarded_for_from (headers, TWP_HTTP_FORWARDED_X_FORWARDED_FOR);
   g_assert_null (x_forwarded_for);
 
   /* An escaped quote inside a quoted-string does not close it. */
-  soup_message_headers_replace (headers, "Forwarded", "for=\"x\\\"\", for=\"[2001:db8::5]:80\"");
+  twp_http_headers_replace (headers, "Forwarded", "for=\"x\\\"\", for=\"[2001:db8::5]:80\"");
   escaped = twp_http_forwarded_for_from (headers, TWP_HTTP_FORWARDED_RFC7239);
   g_assert_cmpstr (escaped, ==, "2001:db8::5");
 }
