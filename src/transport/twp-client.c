@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "twp-bridge-private.h"
 #include "twp-log.h"
 #include "twp-socks.h"
 
