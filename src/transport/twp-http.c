@@ -10,6 +10,10 @@
 
 G_DEFINE_QUARK (twp-http-error-quark, twp_http_error)
 
+/* Each read of a head: small, so that what a peer sends after its head
+ * (frames it pipelines) stays a few bytes, kept for the caller. */
+#define HEAD_READ_SIZE 1024
+
 struct _TwpHttpHeaders
 {
   SoupMessageHeaders *soup;
@@ -39,6 +43,131 @@ twp_http_find_head_end (const guint8  *buf,
     g_set_error (error, TWP_HTTP_ERROR, TWP_HTTP_ERROR_TOO_LARGE,
                  "HTTP head longer than %d bytes", TWP_HTTP_MAX_HEAD_SIZE);
   return 0;
+}
+
+/* Reading a head */
+
+typedef struct {
+  TwpHttpHeadEndFunc find_end;
+  gsize max_size;
+  GByteArray *buf;               /* NULL once returned */
+  gsize head_len;
+} ReadHead;
+
+static void
+read_head_free (ReadHead *data)
+{
+  g_clear_pointer (&data->buf, g_byte_array_unref);
+  g_free (data);
+}
+
+static void read_head_next (GTask *task);
+
+static void
+head_read_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ReadHead *data = g_task_get_task_data (task);
+  GError *error = NULL;
+  gsize head_len;
+  gssize n;
+
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  if (n < 0)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_byte_array_set_size (data->buf, data->buf->len - HEAD_READ_SIZE + (gsize) n);
+  if (n == 0)
+    {
+      g_task_return_new_error (task, TWP_HTTP_ERROR, TWP_HTTP_ERROR_TRUNCATED,
+                               "Connection closed before the end of the HTTP head");
+      return;
+    }
+
+  head_len = data->find_end (data->buf->data, data->buf->len, &error);
+  if (error != NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (head_len > 0)
+    {
+      data->head_len = head_len;
+      g_task_return_pointer (task, g_byte_array_free_to_bytes (g_steal_pointer (&data->buf)),
+                             (GDestroyNotify) g_bytes_unref);
+      return;
+    }
+  /* find_end () may wait for more than max_size: the bound is ours. */
+  if (data->buf->len >= data->max_size)
+    {
+      g_task_return_new_error (task, TWP_HTTP_ERROR, TWP_HTTP_ERROR_TOO_LARGE,
+                               "HTTP head longer than %" G_GSIZE_FORMAT " bytes", data->max_size);
+      return;
+    }
+  read_head_next (g_steal_pointer (&task));
+}
+
+/* Takes over @task. */
+static void
+read_head_next (GTask *task)
+{
+  ReadHead *data = g_task_get_task_data (task);
+  gsize old_len = data->buf->len;
+
+  g_byte_array_set_size (data->buf, old_len + HEAD_READ_SIZE);
+  g_input_stream_read_async (G_INPUT_STREAM (g_task_get_source_object (task)),
+                             data->buf->data + old_len, HEAD_READ_SIZE,
+                             g_task_get_priority (task), g_task_get_cancellable (task),
+                             head_read_cb, task);
+}
+
+void
+twp_http_read_head_async (GInputStream        *stream,
+                          TwpHttpHeadEndFunc   find_end,
+                          gsize                max_size,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  GTask *task;
+  ReadHead *data;
+
+  g_return_if_fail (G_IS_INPUT_STREAM (stream));
+  g_return_if_fail (max_size > 0);
+
+  task = g_task_new (stream, cancellable, callback, user_data);
+  g_task_set_source_tag (task, twp_http_read_head_async);
+  data = g_new0 (ReadHead, 1);
+  data->find_end = find_end != NULL ? find_end : twp_http_find_head_end;
+  data->max_size = max_size;
+  data->buf = g_byte_array_new ();
+  g_task_set_task_data (task, data, (GDestroyNotify) read_head_free);
+  read_head_next (task);
+}
+
+GBytes *
+twp_http_read_head_finish (GInputStream  *stream,
+                           GAsyncResult  *result,
+                           gsize         *head_len,
+                           GError       **error)
+{
+  GTask *task = G_TASK (result);
+  GBytes *bytes;
+
+  g_return_val_if_fail (g_task_is_valid (result, stream), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (task) == twp_http_read_head_async, NULL);
+  g_return_val_if_fail (head_len != NULL, NULL);
+
+  *head_len = 0;
+  bytes = g_task_propagate_pointer (task, error);
+  if (bytes == NULL)
+    return NULL;
+  *head_len = ((ReadHead *) g_task_get_task_data (task))->head_len;
+  return bytes;
 }
 
 /* Request headers */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Plain HTTP/1.1 for both roles, below the WebSocket handshake: where a
- * head ends, the few responses a server needs to look like an
+/* Plain HTTP/1.1 for both roles, below the WebSocket handshake: reading a
+ * head off a stream, the few responses a server needs to look like an
  * ordinary web server, request headers, and the client address a reverse
  * proxy reports (Forwarded, X-Forwarded-For). Header parsing is libsoup's,
  * kept behind this file: the core's public headers need only GLib/GIO. */
@@ -14,6 +14,7 @@ G_BEGIN_DECLS
 
 typedef enum {
   TWP_HTTP_ERROR_TOO_LARGE, /* no end of head within the size limit */
+  TWP_HTTP_ERROR_TRUNCATED, /* the peer closed before the end of the head */
 } TwpHttpError;
 
 GQuark twp_http_error_quark (void);
@@ -30,6 +31,29 @@ GQuark twp_http_error_quark (void);
 gsize twp_http_find_head_end (const guint8  *buf,
                               gsize          len,
                               GError       **error);
+
+/* Where a head ends in the @len bytes read so far: its length, or 0 to read
+ * more, or 0 with @error set to give up. twp_http_find_head_end() is one. */
+typedef gsize (*TwpHttpHeadEndFunc) (const guint8  *buf,
+                                     gsize          len,
+                                     GError       **error);
+
+/* Reads @stream in small reads until @find_end (NULL:
+ * twp_http_find_head_end()) sees the end of a head. Fails with TOO_LARGE
+ * when @max_size bytes hold no end, TRUNCATED at end of stream, or the
+ * stream's own error. */
+void    twp_http_read_head_async  (GInputStream         *stream,
+                                   TwpHttpHeadEndFunc    find_end,
+                                   gsize                 max_size,
+                                   GCancellable         *cancellable,
+                                   GAsyncReadyCallback   callback,
+                                   gpointer              user_data);
+/* Every byte read: the head (its length in @head_len) and whatever the
+ * peer sent after it in the same reads, which belongs to the caller. */
+GBytes *twp_http_read_head_finish (GInputStream         *stream,
+                                   GAsyncResult         *result,
+                                   gsize                *head_len,
+                                   GError              **error);
 
 /* Whether @value can go into a header line as it is: no control characters
  * (CR/LF would end the line and inject headers), no DEL. */

@@ -64,7 +64,6 @@ typedef struct {
   GCancellable *cancellable;
   GSource *deadline;
   GInetSocketAddress *peer;
-  GByteArray *head;
   TwpWsServerRequest *request;
   GInetSocketAddress *client_address;  /* USERADDR: the peer, or what a trusted proxy says */
   GSocketClient *socket_client;
@@ -181,7 +180,6 @@ server_connection_free (ServerConnection *conn)
   g_clear_object (&conn->ws);
   g_clear_object (&conn->cancellable);
   g_clear_object (&conn->peer);
-  g_clear_pointer (&conn->head, g_byte_array_unref);
   g_clear_pointer (&conn->request, twp_ws_server_request_free);
   g_clear_object (&conn->client_address);
   g_clear_object (&conn->socket_client);
@@ -560,9 +558,12 @@ refusal_for_status (const TwpWsServerRequest *request,
     }
 }
 
+/* @head is what the client sent so far, @head_len its head (NULL, 0: the
+ * head was too large). */
 static void
 handle_request (ServerConnection *conn,
                 guint             status,
+                GBytes           *head,
                 gsize             head_len)
 {
   TwpServer *self = conn->server;
@@ -584,7 +585,7 @@ handle_request (ServerConnection *conn,
 
   /* Anything the client sent after its request (it should wait for our
    * 101, but may not) is WebSocket data. */
-  conn->ws_leftover = g_bytes_new (conn->head->data + head_len, conn->head->len - head_len);
+  conn->ws_leftover = g_bytes_new_from_bytes (head, head_len, g_bytes_get_size (head) - head_len);
   if (conn->peer != NULL)
     {
       conn->client_address = twp_server_request_client_address (&self->options, conn->peer,
@@ -621,8 +622,6 @@ handle_request (ServerConnection *conn,
   connect_to_tor (conn);
 }
 
-static void read_head (ServerConnection *conn);
-
 static void
 head_read_cb (GObject      *source,
               GAsyncResult *result,
@@ -631,45 +630,42 @@ head_read_cb (GObject      *source,
   ServerConnection *conn = user_data;
   g_autoptr(GError) error = NULL;
   g_autofree char *why = NULL;
-  gssize n;
+  g_autoptr(GBytes) head = NULL;
   gsize head_len;
-  gsize old_len = conn->head->len - 1024;
   guint status;
 
-  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
-  if (n <= 0)
+  head = twp_http_read_head_finish (G_INPUT_STREAM (source), result, &head_len, &error);
+  if (head == NULL && !g_error_matches (error, TWP_HTTP_ERROR, TWP_HTTP_ERROR_TOO_LARGE))
     {
       server_connection_close (conn);
-      return;
-    }
-  g_byte_array_set_size (conn->head, old_len + n);
-
-  status = twp_server_request_check (&conn->server->options, conn->head->data, conn->head->len,
-                                     &head_len, &conn->request, &why);
-  if (status == 0)
-    {
-      read_head (conn);
       return;
     }
   /* A complete head: no longer among the connections closed first when
    * max-connections is reached. */
   stop_reading_head (conn);
+  if (head == NULL)
+    {
+      twp_log_user (TWP_LOG_DEBUG, "answered 400 to a request: %s", error->message);
+      handle_request (conn, 400, NULL, 0);
+      return;
+    }
+
+  status = twp_server_request_check (&conn->server->options, g_bytes_get_data (head, NULL),
+                                     g_bytes_get_size (head), &head_len, &conn->request, &why);
+  /* The reader stopped at the end the check finds. */
+  g_assert (status != 0);
   if (why != NULL)
     twp_log_user (TWP_LOG_DEBUG, "answered %u to a request: %s", status, why);
-  handle_request (conn, status, head_len);
+  handle_request (conn, status, head, head_len);
 }
 
 static void
 read_head (ServerConnection *conn)
 {
-  gsize old_len = conn->head->len;
-
-  /* Small reads: the head is bounded by TWP_HTTP_MAX_HEAD_SIZE and what a
-   * client pipelines behind it is kept as WebSocket data. */
-  g_byte_array_set_size (conn->head, old_len + 1024);
-  g_input_stream_read_async (g_io_stream_get_input_stream (conn->ws),
-                             conn->head->data + old_len, 1024, G_PRIORITY_DEFAULT,
-                             conn->cancellable, head_read_cb, conn);
+  /* The head is bounded by TWP_HTTP_MAX_HEAD_SIZE; what a client
+   * pipelines behind it is kept as WebSocket data. */
+  twp_http_read_head_async (g_io_stream_get_input_stream (conn->ws), NULL, TWP_HTTP_MAX_HEAD_SIZE,
+                            conn->cancellable, head_read_cb, conn);
 }
 
 static void
@@ -789,7 +785,6 @@ incoming_cb (GSocketService    *service,
   conn->tcp = g_object_ref (connection);
   conn->cancellable = g_cancellable_new ();
   conn->accepted_at = g_get_monotonic_time ();
-  conn->head = g_byte_array_new ();
   if (G_IS_INET_SOCKET_ADDRESS (peer))
     conn->peer = G_INET_SOCKET_ADDRESS (g_steal_pointer (&peer));
   if (key != NULL)
