@@ -8,22 +8,18 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
-#include <sys/stat.h>
-
-#include <glib/gstdio.h>
 
 #include "twp-extorport.h"
 #include "twp-log.h"
 #include "twp-pt-env.h"
 #include "twp-server-request.h"
 #include "twp-server-stats.h"
+#include "twp-static-files.h"
 #include "twp-tls-stream.h"
 #include "twp-ws-handshake.h"
 
 #define TRANSPORT_NAME "websocket"
 #define TWP_LISTEN_BACKLOG 4096
-/* Largest file served to plain HTTP requests from static-dir. */
-#define STATIC_FILE_MAX (1024 * 1024)
 /* Kept after tor's step ends in time for the answer (503 or 101) to be
  * written before the handshake deadline. */
 #define ANSWER_GRACE_MS 1000
@@ -76,6 +72,7 @@ typedef struct {
   gboolean tor_timed_out;
   GBytes *ws_leftover;
   char *response;
+  gboolean answering;            /* a refusal counted, its answer being prepared */
   char *counted_address;         /* key held in per_address while counted */
   GList *reading_head_link;      /* in server->reading_head, or NULL */
   gboolean evicted;              /* cancelled to make room (max-connections) */
@@ -314,67 +311,32 @@ send_error (ServerConnection *conn,
   send_answer (conn, response, strlen (response));
 }
 
-static const char *
-content_type_for (const char *path)
+static void
+static_file_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
 {
-  static const struct { const char *suffix; const char *type; } types[] = {
-    { ".html", "text/html; charset=utf-8" },
-    { ".css", "text/css" },
-    { ".js", "text/javascript" },
-    { ".txt", "text/plain; charset=utf-8" },
-    { ".png", "image/png" },
-    { ".svg", "image/svg+xml" },
-    { ".ico", "image/x-icon" },
-  };
+  ServerConnection *conn = user_data;
+  gsize length;
+  char *response = twp_static_files_respond_finish (result, &length, NULL);
 
-  for (guint i = 0; i < G_N_ELEMENTS (types); i++)
-    if (g_str_has_suffix (path, types[i].suffix))
-      return types[i].type;
-  return "application/octet-stream";
+  if (response == NULL)
+    {
+      /* Cancelled: the deadline passed or the server stops. */
+      server_connection_close (conn);
+      return;
+    }
+  send_answer (conn, response, length);
 }
 
 /* GET or HEAD with static-dir set (twp_server_request_check () said 200):
- * the file, or a plain 404. */
+ * the file, or a plain 404. The refusal was counted already. */
 static void
 answer_plain_http (ServerConnection *conn)
 {
-  TwpServer *self = conn->server;
-  const char *method = conn->request->method;
-  g_autofree char *path = NULL;
-  g_autofree char *file = NULL;
-  g_autofree char *contents = NULL;
-  g_autoptr(GBytes) body = NULL;
-  GStatBuf info;
-  gsize length;
-  char *query;
-
-  path = g_uri_unescape_string (conn->request->path, "/");
-  if (path == NULL || path[0] != '/' || strstr (path, "..") != NULL)
-    {
-      send_error (conn, path == NULL ? 400 : 404);
-      return;
-    }
-  query = strchr (path, '?');
-  if (query != NULL)
-    *query = '\0';
-  file = g_build_filename (self->options.static_dir, path,
-                           g_str_has_suffix (path, "/") ? "index.html" : NULL, NULL);
-  /* The size is checked before reading: a large file must not be read on
-   * the main loop for every anonymous request. */
-  if (g_stat (file, &info) != 0 || !S_ISREG (info.st_mode) || info.st_size > STATIC_FILE_MAX ||
-      !g_file_get_contents (file, &contents, &length, NULL) || length > STATIC_FILE_MAX)
-    {
-      send_error (conn, 404);
-      return;
-    }
-  body = g_bytes_new_take (g_steal_pointer (&contents), length);
-  {
-    gsize response_length;
-    char *response = twp_http_response_ok (content_type_for (file), body,
-                                           g_strcmp0 (method, "HEAD") == 0, &response_length);
-
-    send_answer (conn, response, response_length);
-  }
+  conn->answering = TRUE;
+  twp_static_files_respond_async (conn->server->options.static_dir, conn->request->method,
+                                  conn->request->path, conn->cancellable, static_file_cb, conn);
 }
 
 /* ---- tor's side -------------------------------------------------------- */
@@ -700,8 +662,8 @@ deadline_cb (gpointer user_data)
       return G_SOURCE_REMOVE;
     }
   /* Slowloris: whoever does not finish the upgrade in time is dropped.
-   * A refusal still being written was counted already. */
-  if (conn->response == NULL)
+   * A refusal being prepared or written was counted already. */
+  if (conn->response == NULL && !conn->answering)
     twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_HANDSHAKE_TIMEOUT);
   g_cancellable_cancel (conn->cancellable);
   return G_SOURCE_REMOVE;
