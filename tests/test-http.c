@@ -20,8 +20,8 @@
 /* Generous: the machine running the tests may be loaded. */
 #define WAIT_MS 20000
 
+/* What a read of a head gave. */
 typedef struct {
-  gboolean done;
   GBytes *bytes;
   gsize head_len;
   GError *error;
@@ -34,31 +34,34 @@ result_clear (Result *result)
   g_clear_error (&result->error);
 }
 
+/* Keeps the GAsyncResult: the test finishes the read itself. */
 static void
-read_head_cb (GObject      *source,
-              GAsyncResult *async_result,
-              gpointer      user_data)
+keep_result_cb (GObject      *source,
+                GAsyncResult *async_result,
+                gpointer      user_data)
 {
-  Result *result = user_data;
-
-  result->bytes = twp_http_read_head_finish (G_INPUT_STREAM (source), async_result,
-                                             &result->head_len, &result->error);
-  result->done = TRUE;
+  *(GAsyncResult **) user_data = g_object_ref (async_result);
 }
 
+/* Runs the main context until the read is done, then finishes it. */
 static void
-wait_done (Result *result)
+finish_read (GInputStream  *stream,
+             GAsyncResult **async_result,
+             Result        *result)
 {
   gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
 
-  while (!result->done)
+  while (*async_result == NULL)
     {
       if (g_get_monotonic_time () > deadline)
         g_error ("the head reader did not finish within %d ms", WAIT_MS);
-      g_main_context_iteration (NULL, FALSE);
-      if (!result->done)
+      if (!g_main_context_iteration (NULL, FALSE))
         g_usleep (1000);
     }
+  memset (result, 0, sizeof *result);
+  result->bytes = twp_http_read_head_finish (stream, *async_result, &result->head_len, &result->error);
+  g_clear_object (async_result);
+  g_assert_true ((result->bytes == NULL) == (result->error != NULL));
 }
 
 /* Reads @len bytes of @data through the helper. */
@@ -70,11 +73,10 @@ read_memory (const char         *data,
              Result             *result)
 {
   g_autoptr(GInputStream) stream = g_memory_input_stream_new_from_data (g_memdup2 (data, len), len, g_free);
+  GAsyncResult *async_result = NULL;
 
-  memset (result, 0, sizeof *result);
-  twp_http_read_head_async (stream, find_end, max_size, NULL, read_head_cb, result);
-  wait_done (result);
-  g_assert_true ((result->bytes == NULL) == (result->error != NULL));
+  twp_http_read_head_async (stream, find_end, max_size, NULL, keep_result_cb, &async_result);
+  finish_read (stream, &async_result, result);
 }
 
 static void
@@ -210,11 +212,12 @@ test_read_head_cancelled (void)
 {
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GInputStream) stream = g_memory_input_stream_new_from_data ("GET / HTTP/1.1\r\n", 16, NULL);
-  Result result = { 0 };
+  GAsyncResult *async_result = NULL;
+  Result result;
 
   g_cancellable_cancel (cancellable);
-  twp_http_read_head_async (stream, NULL, TWP_HTTP_MAX_HEAD_SIZE, cancellable, read_head_cb, &result);
-  wait_done (&result);
+  twp_http_read_head_async (stream, NULL, TWP_HTTP_MAX_HEAD_SIZE, cancellable, keep_result_cb, &async_result);
+  finish_read (stream, &async_result, &result);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_null (result.bytes);
   result_clear (&result);
@@ -229,7 +232,8 @@ test_read_head_pieces (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(GInputStream) in = NULL;
   g_autoptr(GOutputStream) out = NULL;
-  Result result = { 0 };
+  GAsyncResult *async_result = NULL;
+  Result result;
   int fds[2];
   gsize sent = 0;
 
@@ -238,22 +242,22 @@ test_read_head_pieces (void)
   in = g_unix_input_stream_new (fds[0], TRUE);
   out = g_unix_output_stream_new (fds[1], TRUE);
 
-  twp_http_read_head_async (in, NULL, TWP_HTTP_MAX_HEAD_SIZE, NULL, read_head_cb, &result);
+  twp_http_read_head_async (in, NULL, TWP_HTTP_MAX_HEAD_SIZE, NULL, keep_result_cb, &async_result);
   while (sent < sizeof input - 1)
     {
       gsize n = MIN (7, sizeof input - 1 - sent);
 
-      g_assert_false (result.done);
+      g_assert_null (async_result);
       g_assert_true (g_output_stream_write_all (out, input + sent, n, NULL, NULL, &error));
       g_assert_no_error (error);
       sent += n;
       /* Let the reader take the piece (and answer, once the end came). */
-      for (guint i = 0; i < 10 && !result.done; i++)
+      for (guint i = 0; i < 10 && async_result == NULL; i++)
         g_main_context_iteration (NULL, FALSE);
-      if (result.done)
+      if (async_result != NULL)
         break;
     }
-  wait_done (&result);
+  finish_read (in, &async_result, &result);
   g_assert_no_error (result.error);
   g_assert_cmpuint (result.head_len, ==, strlen (input) - strlen ("frame"));
   g_assert_cmpuint (g_bytes_get_size (result.bytes), >=, result.head_len);

@@ -19,22 +19,13 @@
 /* Generous: the machine running the tests may be loaded. */
 #define WAIT_MS 20000
 
-typedef struct {
-  gboolean done;
-  char *response;
-  gsize length;
-  GError *error;
-} Result;
-
+/* Keeps the GAsyncResult: the test finishes the answer itself. */
 static void
-respond_cb (GObject      *source,
-            GAsyncResult *async_result,
-            gpointer      user_data)
+keep_result_cb (GObject      *source,
+                GAsyncResult *async_result,
+                gpointer      user_data)
 {
-  Result *result = user_data;
-
-  result->response = twp_static_files_respond_finish (async_result, &result->length, &result->error);
-  result->done = TRUE;
+  *(GAsyncResult **) user_data = g_object_ref (async_result);
 }
 
 /* The answer to @method @target from @dir; NULL when cancelled. */
@@ -46,23 +37,21 @@ respond (const char    *dir,
          gsize         *length,
          GError       **error)
 {
-  Result result = { 0 };
+  g_autoptr(GAsyncResult) async_result = NULL;
   gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
+  char *response;
 
-  twp_static_files_respond_async (dir, method, target, cancellable, respond_cb, &result);
-  while (!result.done)
+  twp_static_files_respond_async (dir, method, target, cancellable, keep_result_cb, &async_result);
+  while (async_result == NULL)
     {
       if (g_get_monotonic_time () > deadline)
         g_error ("no answer for %s within %d ms", target, WAIT_MS);
-      g_main_context_iteration (NULL, FALSE);
-      if (!result.done)
+      if (!g_main_context_iteration (NULL, FALSE))
         g_usleep (1000);
     }
-  g_assert_true ((result.response == NULL) == (result.error != NULL));
-  if (result.error != NULL)
-    g_propagate_error (error, result.error);
-  *length = result.length;
-  return result.response;
+  response = twp_static_files_respond_finish (async_result, length, error);
+  g_assert_true (response != NULL || (error != NULL && *error != NULL));
+  return response;
 }
 
 /* A response without its Date line (the only part that changes). */
