@@ -7,7 +7,7 @@
 
 #include <gio/gio.h>
 
-#include "twp-server.h"
+#include "twp-server-options.h"
 #include "twp-ws-handshake.h"
 
 G_BEGIN_DECLS
