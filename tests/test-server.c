@@ -2150,12 +2150,17 @@ test_attack_plain_http (void)
       g_autoptr(Bridge) bridge = bridge_start (TWP_TEST_EXTOR_MODE_ECHO, options);
       g_autofree char *response = http_exchange (bridge->port, request);
       g_autofree char *escape = NULL;
+      g_autofree char *missing = NULL;
 
       g_assert_cmpuint (http_status (response), ==, 200);
       g_assert_true (g_str_has_suffix (response, page));
       assert_looks_ordinary (response);
       escape = http_exchange (bridge->port, "GET /../../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n");
       g_assert_cmpuint (http_status (escape), ==, 404);
+      /* A missing file: the same 404 as without static-dir=. */
+      missing = http_exchange (bridge->port, "GET /missing.html HTTP/1.1\r\nHost: x\r\n\r\n");
+      g_assert_cmpuint (http_status (missing), ==, 404);
+      assert_looks_ordinary (missing);
       assert_normal_client_works (bridge->port);
     }
     remove_tree (site);

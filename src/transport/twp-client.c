@@ -10,6 +10,7 @@
 
 #include "twp-enum-types.h"
 #include "twp-failure.h"
+#include "twp-bridge-private.h"
 #include "twp-log.h"
 #include "twp-socks.h"
 #include "twp-state-enums.h"
