@@ -178,6 +178,18 @@ class SessionBus:
                 props[name] = value
         return props
 
+    def bridges(self, pid):
+        """The client's bridges as {url: properties} (GetUrl per object)."""
+        out = {}
+        for path in self.bridge_paths(pid):
+            url = self.gdbus("--dest", "io.github.TorWebSocketProxy1.instance%d" % pid,
+                             "--object-path", path,
+                             "--method", "io.github.TorWebSocketProxy1.Bridge.GetUrl")
+            m = re.search(r"'([^']*)'", url)
+            props = self.properties(pid, path, "io.github.TorWebSocketProxy1.Bridge")
+            out[m.group(1) if m else path] = props
+        return out
+
     def bridge(self, pid):
         """The client's only bridge object's properties (None while it has none)."""
         paths = self.bridge_paths(pid)
