@@ -159,7 +159,7 @@ class SessionBus:
         out = self.gdbus("--dest", "io.github.TorWebSocketProxy1.instance%d" % pid,
                          "--object-path", "/io/github/TorWebSocketProxy1",
                          "--method", "org.freedesktop.DBus.ObjectManager.GetManagedObjects")
-        return sorted(set(re.findall(r"objectpath '(/io/github/TorWebSocketProxy1/bridge/[^']+)'", out)))
+        return sorted(set(re.findall(r"'(/io/github/TorWebSocketProxy1/bridge/[^']+)'", out)))
 
     def properties(self, pid, path, iface):
         """The object's properties as {name: text}: numbers as int, strings
