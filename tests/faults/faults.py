@@ -18,6 +18,7 @@ from these pieces, all on 127.0.0.1 and stdlib only:
   OKAY), then an echo; its `mode` can be switched to inject faults.
 - socks_open()/Tunnel: a SOCKS5 connection through the client transport
   carrying the bridge line's url= as tor does; every byte echoed is checked.
+  Pump: a thread echoing through tunnels that must not be hit.
 
 Timeouts: every wait here takes a deadline; cases keep them generous (the
 machine is shared) and never assert how fast something was.
@@ -545,3 +546,70 @@ class Tunnel:
 
 def free_port():
     return tn.free_port()
+
+
+# --- a real tor's transport ---------------------------------------------------
+
+# For a real tor's torrc: a directory authority nobody listens for, so that
+# tor never reaches the real ones; the fingerprints only need to be well
+# formed.
+FAKE_AUTHORITY = ("DirAuthority fake orport=1 no-v2 v3ident=%s 127.0.0.1:1 %s"
+                  % ("A" * 40, "B" * 40))
+
+def listening_ports(pid):
+    """TCP ports pid listens on, from /proc (IPv4)."""
+    inodes = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                m = re.match(r"socket:\[(\d+)\]", os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+            except OSError:
+                continue
+            if m:
+                inodes.add(m.group(1))
+    except OSError:
+        return []
+    ports = []
+    with open("/proc/%d/net/tcp" % pid) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.append(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+def transport_of(tor):
+    """(PID, SOCKS port) of the transport tor runs, once it listens."""
+    for pid in tn._children_of(tor.pid):
+        if tn._exe_of(pid) == os.path.realpath(binary()):
+            ports = listening_ports(pid)
+            if ports:
+                return pid, ports[0]
+    return None
+
+
+class Pump(threading.Thread):
+    """Echoes 16 KiB at a time through tunnels, in turn, until stopped;
+    counts the bytes and stops at the first error (kept in errors)."""
+
+    def __init__(self, tunnels):
+        super().__init__(daemon=True)
+        self.tunnels = tunnels
+        self.bytes = 0
+        self.errors = []
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            for t in self.tunnels:
+                err = t.echo(16 * 1024)
+                if err:
+                    self.errors.append(err)
+                    return
+                self.bytes += 16 * 1024
+            # Let the other threads of the case (and the machine) breathe.
+            time.sleep(0.01)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(60)

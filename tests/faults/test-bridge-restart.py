@@ -20,35 +20,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faults import (BRIDGE_CONNECTED, BRIDGE_FAILING, Case, FakeExtOrPort,  # noqa: E402
-                    ManagedPT, SessionBus, SocksError, Tunnel, free_port, wait_until)
+                    ManagedPT, Pump, SessionBus, SocksError, Tunnel, free_port, wait_until)
 
 TRANSPORT_CONNECTED, TRANSPORT_DEGRADED = 40, 50
-
-
-class Pump(threading.Thread):
-    """Echoes 16 KiB at a time through tunnels until stopped; counts
-    bytes and keeps every error."""
-
-    def __init__(self, tunnels):
-        super().__init__(daemon=True)
-        self.tunnels = tunnels
-        self.bytes = 0
-        self.errors = []
-        self.stopping = threading.Event()
-
-    def run(self):
-        while not self.stopping.is_set():
-            for t in self.tunnels:
-                err = t.echo(16 * 1024)
-                if err:
-                    self.errors.append(err)
-                    return
-                self.bytes += 16 * 1024
-            time.sleep(0.02)
-
-    def stop(self):
-        self.stopping.set()
-        self.join(60)
 
 
 class Asker(threading.Thread):
