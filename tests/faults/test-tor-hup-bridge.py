@@ -9,7 +9,9 @@ Tunnels opened before the SIGHUPs complete tor's own link handshake
 afterwards (TLS with tor's ORPort through the ExtORPort, then a VERSIONS
 cell answered with tor's VERSIONS): tor keeps the server transport (same
 PID, same port), the Extended ORPort and its cookie across reloads, and
-new tunnels reach tor too.
+new tunnels reach tor too. Last, a reload that moves ExtORPort: tor keeps
+the transport on the old port, new tunnels fail, and our warning in
+tor's log says to restart tor.
 """
 
 import os
@@ -142,6 +144,30 @@ def main():
                    "tor never restarted the server transport", log[-2000:])
         warnings = [l for l in log.splitlines() if "[warn]" in l and "Managed proxy" in l]
         case.check(not warnings, "no warning from our transport in tor's log", "\n".join(warnings))
+
+        # A reload that moves the ExtORPort: tor 0.4.9 opens the new
+        # listener and keeps the transport, which only knows the old port
+        # (TOR_PT_EXTENDED_SERVER_PORT is given once): new tunnels fail
+        # and our warning in tor's log says to restart tor.
+        with open(torrc) as f:
+            text = f.read()
+        with open(torrc, "w") as f:
+            f.write(text.replace("ExtORPort auto", "ExtORPort 127.0.0.1:%d" % free_port()))
+        reloads = read(case.path("tor-notice.log")).count("Received reload signal")
+        tor.send_signal(signal.SIGHUP)
+        wait_until("tor's reload with a moved ExtORPort",
+                   lambda: read(case.path("tor-notice.log")).count("Received reload signal") > reloads, 60)
+        case.check(faults.transport_of(tor) == pt, "ExtORPort moved by a reload: tor keeps the transport")
+        try:
+            Tunnel(client.port, url).close()
+            case.check(False, "ExtORPort moved: a new tunnel fails")
+        except faults.SocksError as e:
+            case.check(e.reply != 0, "ExtORPort moved: a new tunnel fails (SOCKS reply %d)" % e.reply)
+        line = wait_until("our warning in tor's log", lambda: [
+            l for l in read(case.path("tor-pt.log")).splitlines()
+            if "[warn]" in l and "restart tor" in l], 30)[0]
+        case.check(True, "ExtORPort moved: tor's log says to restart tor")
+        case.note(line)
     case.exit()
 
 
