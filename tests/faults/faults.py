@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -144,9 +145,10 @@ class SessionBus:
         self.proc = tn.spawn(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
                              cwd=case.workdir, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode().strip()
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
+        line = self.proc.stdout.readline().decode().strip() if ready else ""
         if not line:
-            raise CaseError("dbus-daemon printed no address")
+            raise CaseError("dbus-daemon printed no address within 30 s")
         self.address = line
 
     def gdbus(self, *args, timeout=30):
@@ -239,7 +241,10 @@ class ManagedPT:
         done = "CMETHODS DONE" if role == "client" else "SMETHODS DONE"
         self.wait_line(re.escape(done), 30)
         method = "CMETHOD websocket socks5 " if role == "client" else "SMETHOD websocket "
-        addr = next(l for l in self.lines if l.startswith(method))[len(method):].split()[0]
+        found = [l for l in self.lines if l.startswith(method)]
+        if not found:
+            raise CaseError("%s: no %r line before %s" % (name, method.strip(), done))
+        addr = found[0][len(method):].split()[0]
         self.port = int(addr.rsplit(":", 1)[1])
 
     @classmethod
