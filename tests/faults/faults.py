@@ -7,8 +7,9 @@ from these pieces, all on 127.0.0.1 and stdlib only:
 
 - Case: the work directory, `check()` lines printed as TAP-like text, the
   exit status, and cleanup on every path (every process we started is
-  stopped by PID, through tests/tor/tor_network.py's registry; the work
-  directory is kept and named when the case fails).
+  stopped by PID, through tests/tor/tor_network.py's registry; a sanitizer
+  report in a transport's stderr fails the case; the work directory is
+  kept and named when the case fails).
 - SessionBus: a private dbus-daemon, and the client's bridge state read
   with gdbus (State, LastFailureReason, LastFailureDetails).
 - ManagedPT: the real binary started as tor starts it (pt-spec v1
@@ -48,6 +49,10 @@ SKIP = 77
 
 # Bridge State on D-Bus (data/io.github.TorWebSocketProxy1.Bridge.xml).
 BRIDGE_IDLE, BRIDGE_CONNECTING, BRIDGE_CONNECTED, BRIDGE_FAILING = 10, 20, 30, 40
+
+
+# What the sanitizers (the clang build, meson test --setup=asan) print.
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:")
 
 
 class CaseError(Exception):
@@ -98,6 +103,13 @@ class Case:
         if left:
             self.failures += 1
             print("not ok - processes left running: %s" % left)
+        for name in sorted(os.listdir(self.workdir)):
+            if name.endswith(".stderr"):
+                with open(self.path(name), errors="replace") as f:
+                    reports = [l for l in f if SANITIZER_RE.search(l)]
+                if reports:
+                    self.failures += 1
+                    print("not ok - %s: %s" % (name, reports[0].strip()))
         if self.failures:
             print("# work directory kept: %s" % self.workdir)
         else:
