@@ -1441,6 +1441,33 @@ test_keepalive (gconstpointer data)
   tunnels_free ();
 }
 
+/* A peer that takes our ping and sends nothing back (a path that
+ * black-holes) ends the tunnel after one more keepalive interval, as
+ * keepalive, instead of leaving TCP to retry for minutes. */
+static void
+test_keepalive_unanswered (gconstpointer data)
+{
+  const Variant *v = data;
+
+  for (int i = 0; i < 2; i++)
+    tunnel_new (v->gio, i == 0, FALSE)->options.keepalive_seconds = 1;
+  for (guint i = 0; i < tunnels->len; i++)
+    tunnel_start (g_ptr_array_index (tunnels, i), NULL, NULL);
+
+  wait_until (was_pinged, 30, "a keepalive ping");
+  wait_until (is_done, 30, "the relays to give up on the silent peer");
+  for (guint i = 0; i < tunnels->len; i++)
+    {
+      Tunnel *t = g_ptr_array_index (tunnels, i);
+
+      g_assert_cmpuint (t->pings->len, >=, 1);
+      g_assert_error (t->error, TWP_RELAY_ERROR, TWP_RELAY_ERROR_ABNORMAL);
+      g_assert_cmpint (twp_relay_get_end (t->relay), ==, TWP_RELAY_END_KEEPALIVE);
+      g_assert_cmpint (twp_relay_get_rtt_us (t->relay), ==, -1);
+    }
+  tunnels_free ();
+}
+
 /* ---- 7. idle timeout --------------------------------------------------- */
 
 static void
@@ -1681,6 +1708,7 @@ main (int    argc,
     {
       add_case ("idle", gio, -1, FALSE, 0, test_idle);
       add_case ("keepalive", gio, -1, FALSE, 0, test_keepalive);
+      add_case ("keepalive-unanswered", gio, -1, FALSE, 0, test_keepalive_unanswered);
       add_case ("stall", gio, -1, FALSE, 0, test_stall);
       for (int role = 0; role < 2; role++)
         {

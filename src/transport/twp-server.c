@@ -432,6 +432,13 @@ orport_connected_cb (GObject      *source,
           if (conn->tor_timed_out)
             twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: connecting stalled for %u ms",
                           tor_port_name (self), self->options.orport_timeout_ms);
+          /* tor gives its port once, when it starts us; a reload that
+           * changes ExtORPort moves the listener but keeps us (tor 0.4.9). */
+          else if (self->options.ext_orport != NULL &&
+                   g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
+            twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's Extended ORPort: connection refused "
+                          "on the port tor gave when it started us; if ExtORPort changed since, "
+                          "restart tor");
           else
             twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: %s",
                           tor_port_name (self), error->message);
