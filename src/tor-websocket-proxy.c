@@ -153,8 +153,9 @@ sigint_cb (gpointer user_data)
   twp_log_user (TWP_LOG_NOTICE, "interrupt: no longer accepting; exiting when %u connections end",
                 twp_server_get_n_connections (app->server_role));
   twp_server_stop_accepting (app->server_role);
-  g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, GRACEFUL_SHUTDOWN_SECONDS,
-                              graceful_timeout_cb, app, NULL);
+  g_source_set_name_by_id (g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, GRACEFUL_SHUTDOWN_SECONDS,
+                                                       graceful_timeout_cb, app, NULL),
+                           "[twp] graceful shutdown");
   return G_SOURCE_CONTINUE;
 }
 
@@ -217,9 +218,9 @@ static void
 watch_lifeline (App      *app,
                 gboolean  exit_on_stdin_close)
 {
-  g_unix_signal_add (SIGTERM, sigterm_cb, app);
-  g_unix_signal_add (SIGINT, sigint_cb, app);
-  g_unix_signal_add (SIGHUP, sighup_cb, app);
+  g_source_set_name_by_id (g_unix_signal_add (SIGTERM, sigterm_cb, app), "[twp] SIGTERM");
+  g_source_set_name_by_id (g_unix_signal_add (SIGINT, sigint_cb, app), "[twp] SIGINT");
+  g_source_set_name_by_id (g_unix_signal_add (SIGHUP, sighup_cb, app), "[twp] SIGHUP");
 
   if (exit_on_stdin_close)
     {
@@ -231,7 +232,8 @@ watch_lifeline (App      *app,
                                  app->stdin_cancellable, stdin_read_cb, app);
     }
   if (app->managed)
-    g_timeout_add_seconds_full (G_PRIORITY_LOW, 2, parent_check_cb, app, NULL);
+    g_source_set_name_by_id (g_timeout_add_seconds_full (G_PRIORITY_LOW, 2, parent_check_cb, app, NULL),
+                             "[twp] parent check");
 }
 
 /* ---- pt-spec environment ----------------------------------------------- */
