@@ -21,6 +21,8 @@
 #include <sys/prctl.h>
 #include <string.h>
 
+#include "twp-test-utils.h"
+
 #define ROOT_PATH "/io/github/TorWebSocketProxy1"
 #define TRANSPORT_PATH ROOT_PATH "/Transport"
 #define TRANSPORT_IFACE "io.github.TorWebSocketProxy1.Transport"
@@ -30,6 +32,7 @@
 #define SECRET_PATH "/secret-path-5d1c"
 
 #define DEADLINE_S 20
+#define DEADLINE_MS (DEADLINE_S * 1000)
 #define IO_TIMEOUT_S 20
 
 /* ---- peers (in their own thread) --------------------------------------- */
@@ -527,7 +530,6 @@ proc_start_full (GSubprocessLauncher *launcher,
   g_autofree char *line = NULL;
   Proc *proc = g_new0 (Proc, 1);
   const char *colon;
-  gint64 deadline;
 
   g_ptr_array_add (argv, (char *) g_getenv ("TWP_BINARY"));
   g_ptr_array_add (argv, "--listen");
@@ -550,13 +552,7 @@ proc_start_full (GSubprocessLauncher *launcher,
   proc->name = g_strdup_printf (NAME_PREFIX "%s", g_subprocess_get_identifier (proc->process));
   if (!wait_for_name)
     return proc;
-  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
-  while (!name_has_owner (proc->name))
-    {
-      if (g_get_monotonic_time () > deadline)
-        g_error ("%s never appeared on the bus", proc->name);
-      g_usleep (20 * 1000);
-    }
+  TWP_TEST_ASSERT_WAIT (name_has_owner (proc->name), DEADLINE_MS, "the transport's name on the bus");
   return proc;
 }
 
@@ -600,17 +596,10 @@ static void
 proc_stop (Proc *proc)
 {
   gboolean done = FALSE;
-  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
 
   g_subprocess_send_signal (proc->process, SIGTERM);
   g_subprocess_wait_async (proc->process, NULL, wait_done_cb, &done);
-  while (!done)
-    {
-      if (g_get_monotonic_time () > deadline)
-        g_error ("the transport did not exit after SIGTERM");
-      spin ();
-      g_usleep (10 * 1000);
-    }
+  TWP_TEST_ASSERT_WAIT (done, DEADLINE_MS, "the transport to exit after SIGTERM");
   /* It exits cleanly (K1), which also runs the D-Bus teardown. */
   g_assert_true (g_subprocess_get_if_exited (proc->process));
   g_assert_cmpint (g_subprocess_get_exit_status (proc->process), ==, 0);
@@ -817,16 +806,7 @@ wait_for_change (GPtrArray  *signals,
                  const char *needle,
                  guint      *from)
 {
-  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
-
-  while (g_get_monotonic_time () < deadline)
-    {
-      spin ();
-      if (find_change (signals, path, needle, from))
-        return TRUE;
-      g_usleep (10 * 1000);
-    }
-  return FALSE;
+  return TWP_TEST_WAIT_FOR (find_change (signals, path, needle, from), DEADLINE_MS);
 }
 
 /* ---- introspection matches the XML ------------------------------------- */
@@ -999,7 +979,6 @@ test_two_instances (void)
   g_auto(GStrv) names = list_instance_names ();
   g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *role_b = NULL;
-  gint64 deadline;
   guint id;
 
   /* Both are found by the prefix alone. */
@@ -1019,12 +998,7 @@ test_two_instances (void)
   /* The match rule is in place once a round trip has gone through. */
   g_assert_true (name_has_owner (a->name));
   proc_stop (a);
-  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
-  while (gone->len == 0 && g_get_monotonic_time () < deadline)
-    {
-      spin ();
-      g_usleep (10 * 1000);
-    }
+  TWP_TEST_ASSERT_WAIT (gone->len > 0, DEADLINE_MS, "NameOwnerChanged");
   g_dbus_connection_signal_unsubscribe (bus, id);
   g_assert_cmpuint (gone->len, ==, 1);
   g_assert_cmpstr (g_ptr_array_index (gone, 0), !=, b->name);
@@ -1050,7 +1024,6 @@ test_name_taken (void)
   g_autofree char *line = NULL;
   g_autofree char *taken = NULL;
   Proc *proc = g_new0 (Proc, 1);
-  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
   guint32 result;
 
   g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
@@ -1075,12 +1048,7 @@ test_name_taken (void)
   g_assert_true (g_str_has_prefix (line, "listening on"));
 
   proc->name = g_strconcat (taken, "_1", NULL);
-  while (!name_has_owner (proc->name))
-    {
-      if (g_get_monotonic_time () > deadline)
-        g_error ("%s never appeared on the bus", proc->name);
-      g_usleep (20 * 1000);
-    }
+  TWP_TEST_ASSERT_WAIT (name_has_owner (proc->name), DEADLINE_MS, "the transport's name on the bus");
   g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 20);
   g_clear_pointer (&reply, g_variant_unref);
   reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -1155,20 +1123,6 @@ typedef struct {
   guint32 code;       /* LastFailureCode: the HTTP status for a 403 */
 } Failure;
 
-static guint16
-closed_port (void)
-{
-  g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                            G_SOCKET_PROTOCOL_TCP, NULL);
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-
-  g_assert_true (g_socket_bind (socket, address, FALSE, NULL));
-  bound = g_socket_get_local_address (socket, NULL);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 static void
 assert_test_result (const char *name,
                     const char *bridge_path,
@@ -1211,7 +1165,7 @@ test_failures (void)
   Proc *proc = proc_start_tls ((const char *[]) { "--client", "--connect-timeout", "10", NULL });
   g_autofree char *good = g_strdup_printf ("ws://127.0.0.1:%u/ws", peers.port);
   Failure failures[] = {
-    { "refused", g_strdup_printf ("ws://127.0.0.1:%u/", closed_port ()), 20, 30, 0 },
+    { "refused", g_strdup_printf ("ws://127.0.0.1:%u/", twp_test_refusing_port ()), 20, 30, 0 },
     { "403", g_strdup_printf ("ws://127.0.0.1:%u/forbidden", peers.port), 50, 90, 403 },
     { "not TLS", g_strdup_printf ("wss://127.0.0.1:%u/", peers.not_tls_port), 40, 70, 0 },
     { "DNS", g_strdup ("ws://name.invalid/"), 10, 20, 0 },
@@ -1263,16 +1217,11 @@ test_failures (void)
     g_autofree char *forbidden = g_strdup_printf ("ws://127.0.0.1:%u/forbidden", peers.port);
     g_autofree char *path = find_bridge (proc->name, forbidden);
     GVariant *replies[2] = { NULL, NULL };
-    gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
 
     for (guint i = 0; i < 2; i++)
       g_dbus_connection_call (bus, proc->name, path, BRIDGE_IFACE, "Test", NULL, G_VARIANT_TYPE ("(buus)"),
                               G_DBUS_CALL_FLAGS_NONE, 30000, NULL, test_reply_cb, &replies[i]);
-    while ((replies[0] == NULL || replies[1] == NULL) && g_get_monotonic_time () < deadline)
-      {
-        spin ();
-        g_usleep (10 * 1000);
-      }
+    TWP_TEST_ASSERT_WAIT (replies[0] != NULL && replies[1] != NULL, DEADLINE_MS, "both Test() replies");
     g_assert_nonnull (replies[0]);
     g_assert_nonnull (replies[1]);
     g_assert_true (g_variant_equal (replies[0], replies[1]));
@@ -1404,7 +1353,7 @@ static void
 run_privacy (gboolean unsafe)
 {
   g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u" SECRET_PATH, peers.port);
-  g_autofree char *refused = g_strdup_printf ("ws://127.0.0.1:%u" SECRET_PATH, closed_port ());
+  g_autofree char *refused = g_strdup_printf ("ws://127.0.0.1:%u" SECRET_PATH, twp_test_refusing_port ());
   g_autofree char *tls = g_strdup_printf ("wss://127.0.0.1:%u" SECRET_PATH, peers.not_tls_port);
   g_autofree char *forbidden = g_strdup_printf ("ws://127.0.0.1:%u/forbidden", peers.port);
   g_autofree char *args = g_strdup_printf ("url=%s", url);
@@ -1495,7 +1444,7 @@ test_events (void)
   Proc *proc = proc_start ((const char *[]) { "--client", NULL });
   g_autoptr(GVariant) events = NULL;
   g_autoptr(GVariant) list = NULL;
-  g_autofree char *args = g_strdup_printf ("url=ws://127.0.0.1:%u/", closed_port ());
+  g_autofree char *args = g_strdup_printf ("url=ws://127.0.0.1:%u/", twp_test_refusing_port ());
   gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
   gboolean seen = FALSE;
   guint8 code;
@@ -1583,7 +1532,6 @@ test_invalid_utf8 (void)
   g_autoptr(GVariant) events = NULL;
   g_autoptr(GVariant) list = NULL;
   g_autofree char *details = NULL;
-  gint64 deadline;
   Proc *proc;
   guint8 code;
 
@@ -1596,12 +1544,7 @@ test_invalid_utf8 (void)
 
   /* The Event signal arrives, escaped (g_variant_print doubles the
    * backslash once more). */
-  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
-  while (!find_event (signals, "unknown bridge argument") && g_get_monotonic_time () < deadline)
-    {
-      spin ();
-      g_usleep (10 * 1000);
-    }
+  TWP_TEST_ASSERT_WAIT (find_event (signals, "unknown bridge argument"), DEADLINE_MS, "the Event signal");
   g_assert_true (find_event (signals, "unknown bridge argument \"\\\\xff\\\\xfe\""));
 
   events = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetRecentEvents", NULL,
@@ -1710,9 +1653,8 @@ test_bridges_bounded (void)
   guint id = record_signals (signals);
   Proc *proc = proc_start_with_env ((const char *[]) { "--client", NULL },
                                     (const char *[]) { "TWP_TEST_MAX_BRIDGES=8", NULL });
-  guint16 closed = closed_port ();
+  guint16 closed = twp_test_refusing_port ();
   g_autoptr(GPtrArray) paths = NULL;
-  gint64 deadline;
 
   for (guint i = 0; i < 40; i++)
     {
@@ -1733,13 +1675,8 @@ test_bridges_bounded (void)
 
       g_assert_nonnull (path);
     }
-  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
-  while (count_signals (signals, "org.freedesktop.DBus.ObjectManager.InterfacesRemoved") < 32 &&
-         g_get_monotonic_time () < deadline)
-    {
-      spin ();
-      g_usleep (10 * 1000);
-    }
+  TWP_TEST_ASSERT_WAIT (count_signals (signals, "org.freedesktop.DBus.ObjectManager.InterfacesRemoved") >= 32,
+                        DEADLINE_MS, "32 bridges to go");
   g_assert_cmpuint (count_signals (signals, "org.freedesktop.DBus.ObjectManager.InterfacesAdded"),
                     ==, 40);
   g_assert_cmpuint (count_signals (signals, "org.freedesktop.DBus.ObjectManager.InterfacesRemoved"),
@@ -1757,14 +1694,13 @@ test_bridges_expire (void)
 {
   Proc *proc = proc_start_with_env ((const char *[]) { "--client", NULL },
                                     (const char *[]) { "TWP_TEST_BRIDGE_IDLE_MS=3000", NULL });
-  g_autofree char *failing_url = g_strdup_printf ("ws://127.0.0.1:%u/", closed_port ());
+  g_autofree char *failing_url = g_strdup_printf ("ws://127.0.0.1:%u/", twp_test_refusing_port ());
   g_autofree char *failing_args = g_strdup_printf ("url=%s", failing_url);
   g_autofree char *good_url = g_strdup_printf ("ws://127.0.0.1:%u/ws", peers.port);
   g_autofree char *good_args = g_strdup_printf ("url=%s", good_url);
   g_autofree char *failing_path = NULL;
   g_autofree char *good_path = NULL;
   g_autoptr(GSocket) tunnel = NULL;
-  gint64 deadline;
   guint8 code;
 
   tunnel = socks_open (proc->port, good_args);
@@ -1777,9 +1713,7 @@ test_bridges_expire (void)
 
   /* The failing bridge goes; the one carrying a tunnel stays, however
    * long that takes. */
-  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
-  while (has_bridge (proc->name, failing_url, NULL) && g_get_monotonic_time () < deadline)
-    g_usleep (50 * 1000);
+  TWP_TEST_ASSERT_WAIT (!has_bridge (proc->name, failing_url, NULL), DEADLINE_MS, "the failing bridge to go");
   g_assert_false (has_bridge (proc->name, failing_url, NULL));
   g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 40);   /* connected */
   pause_ms (3500);
@@ -1788,9 +1722,7 @@ test_bridges_expire (void)
 
   /* Once its tunnel ends, it is idle too and goes. */
   g_clear_object (&tunnel);
-  deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
-  while (count_bridges (proc->name) > 0 && g_get_monotonic_time () < deadline)
-    g_usleep (50 * 1000);
+  TWP_TEST_ASSERT_WAIT (count_bridges (proc->name) == 0, DEADLINE_MS, "the idle bridge to go");
   g_assert_cmpuint (count_bridges (proc->name), ==, 0);
   g_assert_cmpuint (get_uint (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "State"), ==, 20);   /* ready */
 
