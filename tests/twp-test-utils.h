@@ -43,15 +43,17 @@ void     twp_test_assert_wait_until_at (TwpTestCondition  condition,
                                         int               line);
 
 /* Iterates the default main context until @expr holds or @timeout_ms
- * passed; evaluates to whether @expr holds. */
+ * passed; evaluates to whether @expr held. @expr is evaluated once per
+ * check (it may have side effects), last after the last iteration. */
 #define TWP_TEST_WAIT_FOR(expr, timeout_ms) \
   ({ \
     TwpTestWait twp_test_wait_; \
+    gboolean twp_test_held_; \
     twp_test_wait_begin (&twp_test_wait_, (timeout_ms)); \
-    while (!(expr) && twp_test_wait_iterate (&twp_test_wait_)) \
+    while (!(twp_test_held_ = !!(expr)) && twp_test_wait_iterate (&twp_test_wait_)) \
       ; \
     twp_test_wait_end (&twp_test_wait_); \
-    (gboolean) !!(expr); \
+    twp_test_held_; \
   })
 
 /* The same, and a missed deadline fails the test, naming the expression
