@@ -384,15 +384,10 @@ wait_for_uint64 (const char *name,
                  const char *property,
                  guint64     want)
 {
-  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
-  guint64 got;
+  guint64 got = 0;
 
-  while ((got = get_uint64 (name, path, iface, property)) != want)
-    {
-      if (g_get_monotonic_time () > deadline)
-        g_error ("%s stayed %" G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, property, got, want);
-      g_usleep (50 * 1000);
-    }
+  if (!TWP_TEST_WAIT_FOR ((got = get_uint64 (name, path, iface, property)) == want, DEADLINE_MS))
+    g_error ("%s stayed %" G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, property, got, want);
 }
 
 static char *
@@ -1436,6 +1431,21 @@ test_privacy_unsafe_logging (void)
 
 /* ---- events ------------------------------------------------------------ */
 
+static gboolean
+has_dial_failure_event (GPtrArray *signals)
+{
+  for (guint i = 0; i < signals->len; i++)
+    {
+      Signal *signal = g_ptr_array_index (signals, i);
+
+      if (g_str_equal (signal->member, TRANSPORT_IFACE ".Event") &&
+          strstr (signal->params, "cannot open WebSocket") != NULL &&
+          strstr (signal->params, "uint32 1,") != NULL)
+        return TRUE;
+    }
+  return FALSE;
+}
+
 static void
 test_events (void)
 {
@@ -1445,26 +1455,11 @@ test_events (void)
   g_autoptr(GVariant) events = NULL;
   g_autoptr(GVariant) list = NULL;
   g_autofree char *args = g_strdup_printf ("url=ws://127.0.0.1:%u/", twp_test_refusing_port ());
-  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
-  gboolean seen = FALSE;
   guint8 code;
 
   g_assert_null (socks_connect (proc->port, args, &code));
   g_assert_cmpuint (code, ==, 5);
-  while (!seen && g_get_monotonic_time () < deadline)
-    {
-      spin ();
-      for (guint i = 0; i < signals->len && !seen; i++)
-        {
-          Signal *signal = g_ptr_array_index (signals, i);
-
-          seen = g_str_equal (signal->member, TRANSPORT_IFACE ".Event") &&
-                 strstr (signal->params, "cannot open WebSocket") != NULL &&
-                 strstr (signal->params, "uint32 1,") != NULL;
-        }
-      g_usleep (10 * 1000);
-    }
-  g_assert_true (seen);
+  TWP_TEST_ASSERT_WAIT (has_dial_failure_event (signals), DEADLINE_MS, "the dial failure's Event signal");
 
   events = call (proc->name, TRANSPORT_PATH, TRANSPORT_IFACE, "GetRecentEvents", NULL,
                  G_VARIANT_TYPE ("(a(xus))"));
