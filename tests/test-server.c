@@ -1203,7 +1203,6 @@ test_managed_plain_orport (void)
   g_autofree char *dir = make_tmpdir ();
   g_autofree char *state = g_build_filename (dir, "pt_state", "", NULL);
   g_autoptr(GSocketService) orport = g_socket_service_new ();
-  g_autoptr(GError) error = NULL;
   g_autofree char *orport_address = NULL;
   char **env = twp_test_pt_environ ();
   guint16 port;
