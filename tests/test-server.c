@@ -1991,7 +1991,10 @@ test_attack_idle_connections (void)
   g_test_message ("%u connections in %.2f s", n, (connected - start) / 1e6);
   assert_normal_client_works (bridge->port);
 
-  deadline = connected + 4 * G_USEC_PER_SEC;
+  /* handshake-timeout=2: a loaded machine needs a margin (4 s missed a
+   * few of 1000 under load), but the wait stays below the 10 s default,
+   * so that the option, not the default, is what closes them. */
+  deadline = connected + 7 * G_USEC_PER_SEC;
   while (closed < n && g_get_monotonic_time () < deadline)
     {
       closed = 0;
