@@ -26,17 +26,6 @@
 #include "twp-test-client-proxy.h"
 #include "twp-test-utils.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TWP_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TWP_TEST_SANITIZED 1
-#endif
-#endif
-#ifndef TWP_TEST_SANITIZED
-#define TWP_TEST_SANITIZED 0
-#endif
-
 #define BULK_SIZE (64 * 1024 * 1024)
 /* The client's default limit on an incoming message (--max-message-size). */
 #define MAX_MESSAGE (64 * 1024)

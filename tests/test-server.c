@@ -31,17 +31,6 @@
 #include "twp-test-extor-server.h"
 #include "twp-test-utils.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TWP_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TWP_TEST_SANITIZED 1
-#endif
-#endif
-#ifndef TWP_TEST_SANITIZED
-#define TWP_TEST_SANITIZED 0
-#endif
-
 /* RFC 6455 section 1.3's sample key and its accept value. */
 #define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -3265,29 +3254,10 @@ static char *
 unix_request (const char *path,
               const char *request)
 {
-  g_autoptr(GSocketClient) client = g_socket_client_new ();
   g_autoptr(GSocketAddress) address = g_unix_socket_address_new (path);
-  g_autoptr(GSocketConnection) connection = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GByteArray) in = g_byte_array_new ();
-  guint8 buf[4096];
-  gssize n;
 
-  /* The server is another process: blocking calls cannot deadlock, and
-   * the socket's timeout bounds each of them. */
-  g_socket_client_set_timeout (client, 10);
-  /* No proxy lookup: libproxy trips AddressSanitizer, and this is loopback. */
-  g_socket_client_set_enable_proxy (client, FALSE);
-  connection = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
-                                            request, strlen (request), NULL, NULL, &error));
-  while ((n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
-                                   buf, sizeof buf, NULL, &error)) > 0)
-    g_byte_array_append (in, buf, n);
-  g_assert_no_error (error);
-  g_byte_array_append (in, (const guint8 *) "", 1);
-  return (char *) g_byte_array_free (g_steal_pointer (&in), FALSE);
+  /* The server is another process: blocking calls cannot deadlock. */
+  return twp_test_request (G_SOCKET_CONNECTABLE (address), request, 10);
 }
 
 /* metrics=/path: the endpoint on a Unix socket, removed on exit; what it

@@ -179,6 +179,36 @@ twp_test_port_for_child (void)
   return port;
 }
 
+/* Sends @request to @address and reads the answer until the peer closes,
+ * as a NUL-terminated string. Blocking: only for a peer in another process
+ * (nothing here serves it); @timeout_s bounds each call. */
+char *
+twp_test_request (GSocketConnectable *address,
+                  const char         *request,
+                  guint               timeout_s)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GByteArray) in = g_byte_array_new ();
+  guint8 buf[4096];
+  gssize n;
+
+  g_socket_client_set_timeout (client, timeout_s);
+  /* No proxy lookup: libproxy trips AddressSanitizer, and this is loopback. */
+  g_socket_client_set_enable_proxy (client, FALSE);
+  connection = g_socket_client_connect (client, address, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
+                                            request, strlen (request), NULL, NULL, &error));
+  while ((n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
+                                   buf, sizeof buf, NULL, &error)) > 0)
+    g_byte_array_append (in, buf, n);
+  g_assert_no_error (error);
+  g_byte_array_append (in, (const guint8 *) "", 1);
+  return (char *) g_byte_array_free (g_steal_pointer (&in), FALSE);
+}
+
 /* ---- the transport, run as tor runs it ---------------------------------- */
 
 const char *

@@ -9,6 +9,19 @@
 
 G_BEGIN_DECLS
 
+/* Whether AddressSanitizer instruments this build (gcc and clang spell it
+ * differently): some bounds are looser there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TWP_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TWP_TEST_SANITIZED 1
+#endif
+#endif
+#ifndef TWP_TEST_SANITIZED
+#define TWP_TEST_SANITIZED 0
+#endif
+
 /* ---- waiting ------------------------------------------------------------ */
 
 typedef gboolean (*TwpTestCondition) (gpointer data);
@@ -76,6 +89,10 @@ GSocket *twp_test_bind_loopback   (gboolean  listen,
 guint16  twp_test_refusing_port   (void);
 guint16  twp_test_listener_add_loopback (GSocketListener *listener);
 guint16  twp_test_port_for_child  (void);
+
+char    *twp_test_request         (GSocketConnectable *address,
+                                   const char         *request,
+                                   guint               timeout_s);
 
 /* ---- the transport, run as tor runs it ---------------------------------- */
 
