@@ -168,15 +168,40 @@ twp_test_listener_add_loopback (GSocketListener *listener)
 /* A port for a child process to bind, when the test must name it before
  * the child starts (a fixed port is what the test is about, or the child
  * has no way to report the port it got). Bind, close, reuse: another
- * process may take it in between, so use it only where port 0 cannot be. */
+ * process may take it in between, so use it only where port 0 cannot be.
+ * The port is picked below the kernel's ephemeral range, which every
+ * port 0 listener on the machine draws from, to make that unlikely. */
 guint16
 twp_test_port_for_child (void)
 {
-  guint16 port;
-  g_autoptr(GSocket) socket = twp_test_bind_loopback (FALSE, &port);
+  g_autofree char *range = NULL;
+  guint64 ephemeral_low = 32768;
 
-  g_socket_close (socket, NULL);
-  return port;
+  if (g_file_get_contents ("/proc/sys/net/ipv4/ip_local_port_range", &range, NULL, NULL))
+    ephemeral_low = g_ascii_strtoull (range, NULL, 10);
+  if (ephemeral_low > 2048)
+    for (guint attempt = 0; attempt < 100; attempt++)
+      {
+        guint16 port = g_random_int_range (ephemeral_low / 2, ephemeral_low);
+        g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                                  G_SOCKET_PROTOCOL_TCP, NULL);
+        g_autoptr(GSocketAddress) address = g_inet_socket_address_new_from_string ("127.0.0.1", port);
+
+        g_assert_nonnull (socket);
+        if (g_socket_bind (socket, address, FALSE, NULL))
+          {
+            g_socket_close (socket, NULL);
+            return port;
+          }
+      }
+  /* A machine whose ephemeral range starts low: take one from it. */
+  {
+    guint16 port;
+    g_autoptr(GSocket) socket = twp_test_bind_loopback (FALSE, &port);
+
+    g_socket_close (socket, NULL);
+    return port;
+  }
 }
 
 /* Sends @request to @address and reads the answer until the peer closes,
