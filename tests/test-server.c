@@ -2340,14 +2340,14 @@ test_extorport_moved (void)
   env = server_environ (dir, extor, NULL, NULL);
   env = g_environ_setenv (env, "TOR_PT_EXTENDED_SERVER_PORT", address, TRUE);
   {
-    g_autoptr(Proc) proc = proc_spawn ("--server", env);
+    g_autoptr(TwpTestProc) proc = proc_spawn ("--server", env);
 
-    g_assert_true (proc_wait_done (proc));
+    g_assert_true (twp_test_proc_wait_done (proc));
     assert_tor_stall_answered (proc, "if ExtORPort changed since, restart tor");
     for (guint i = 0; i < proc->lines->len; i++)
       g_assert_null (strstr (g_ptr_array_index (proc->lines, i), address));
     g_assert_cmpuint (twp_test_extor_server_get_n_connections (extor), ==, 0);
-    proc_stop (g_steal_pointer (&proc));
+    twp_test_proc_stop (g_steal_pointer (&proc));
   }
   remove_tree (dir);
 }
