@@ -16,6 +16,8 @@ packages=(
   prometheus
   # real tor network (suite tor)
   tor
+  # fault suite: packet loss and black holes in a network namespace
+  nftables iproute2
   # the AppArmor profile's parse check (suite data): apparmor_parser
   apparmor
   # browser, reverse proxy, other WebSocket implementations

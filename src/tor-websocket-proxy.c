@@ -153,8 +153,9 @@ sigint_cb (gpointer user_data)
   twp_log_user (TWP_LOG_NOTICE, "interrupt: no longer accepting; exiting when %u connections end",
                 twp_server_get_n_connections (app->server_role));
   twp_server_stop_accepting (app->server_role);
-  g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, GRACEFUL_SHUTDOWN_SECONDS,
-                              graceful_timeout_cb, app, NULL);
+  g_source_set_name_by_id (g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, GRACEFUL_SHUTDOWN_SECONDS,
+                                                       graceful_timeout_cb, app, NULL),
+                           "[twp] graceful shutdown");
   return G_SOURCE_CONTINUE;
 }
 
@@ -217,9 +218,9 @@ static void
 watch_lifeline (App      *app,
                 gboolean  exit_on_stdin_close)
 {
-  g_unix_signal_add (SIGTERM, sigterm_cb, app);
-  g_unix_signal_add (SIGINT, sigint_cb, app);
-  g_unix_signal_add (SIGHUP, sighup_cb, app);
+  g_source_set_name_by_id (g_unix_signal_add (SIGTERM, sigterm_cb, app), "[twp] SIGTERM");
+  g_source_set_name_by_id (g_unix_signal_add (SIGINT, sigint_cb, app), "[twp] SIGINT");
+  g_source_set_name_by_id (g_unix_signal_add (SIGHUP, sighup_cb, app), "[twp] SIGHUP");
 
   if (exit_on_stdin_close)
     {
@@ -231,7 +232,8 @@ watch_lifeline (App      *app,
                                  app->stdin_cancellable, stdin_read_cb, app);
     }
   if (app->managed)
-    g_timeout_add_seconds_full (G_PRIORITY_LOW, 2, parent_check_cb, app, NULL);
+    g_source_set_name_by_id (g_timeout_add_seconds_full (G_PRIORITY_LOW, 2, parent_check_cb, app, NULL),
+                             "[twp] parent check");
 }
 
 /* ---- pt-spec environment ----------------------------------------------- */
@@ -262,6 +264,33 @@ read_environment (App     *app,
       return NULL;
     }
   return g_steal_pointer (&env);
+}
+
+/* C1: a name we do not provide gets no *METHOD-ERROR, but a warning. */
+static gboolean
+provides_transport (App        *app,
+                    const char *name)
+{
+  if (g_strcmp0 (name, TRANSPORT_NAME) == 0)
+    return TRUE;
+  twp_pt_output_log (app->output, TWP_PT_LOG_WARNING,
+                     "unsupported transport \"%s\" ignored (this program provides \"%s\")",
+                     name, TRANSPORT_NAME);
+  return FALSE;
+}
+
+/* The end of every run_* function: publish on D-Bus (taking @dbus), watch
+ * for tor's signals and stdin, serve until told to stop. */
+static int
+serve (App            *app,
+       TwpDBusService *dbus,
+       gboolean        exit_on_stdin_close)
+{
+  app->dbus = dbus;
+  twp_dbus_service_start (app->dbus);
+  watch_lifeline (app, exit_on_stdin_close);
+  g_main_loop_run (app->loop);
+  return EXIT_SUCCESS;
 }
 
 /* ---- client ------------------------------------------------------------ */
@@ -377,6 +406,7 @@ clear_client_options (TwpClientOptions *options)
   g_clear_object (&options->dial.tls_database);
   g_clear_pointer (&options->default_args, twp_args_free);
 }
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (TwpClientOptions, clear_client_options)
 
 static int
 run_client_managed (App *app)
@@ -385,7 +415,7 @@ run_client_managed (App *app)
   g_autoptr(TwpProxyConfig) proxy = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  TwpClientOptions options = { 0 };
+  g_auto(TwpClientOptions) options = { 0 };
   guint n_methods = 0;
 
   env = read_environment (app, TWP_ROLE_CLIENT);
@@ -418,25 +448,17 @@ run_client_managed (App *app)
     {
       twp_pt_output_cmethod_error (app->output, TRANSPORT_NAME, error->message);
       twp_pt_output_cmethods_done (app->output);
-      clear_client_options (&options);
       return EXIT_FAILURE;
     }
   app->client_role = twp_client_new (&options);
-  clear_client_options (&options);
   apply_frame_mode (app);
 
   for (char **name = env->transports; *name != NULL; name++)
     {
       g_autoptr(GInetSocketAddress) bound = NULL;
 
-      if (g_strcmp0 (*name, TRANSPORT_NAME) != 0)
-        {
-          /* C1: no CMETHOD-ERROR for names we do not know, but say it. */
-          twp_pt_output_log (app->output, TWP_PT_LOG_WARNING,
-                             "unsupported transport \"%s\" ignored (this program provides \"%s\")",
-                             *name, TRANSPORT_NAME);
-          continue;
-        }
+      if (!provides_transport (app, *name))
+        continue;
       /* C6: loopback only, ephemeral port. */
       bound = twp_client_listen (app->client_role, loopback, 0, &error);
       if (bound == NULL)
@@ -457,11 +479,8 @@ run_client_managed (App *app)
     twp_log_user (TWP_LOG_WARNING, "no transport could be started; idle until tor stops us");
 
   /* After DONE: D-Bus never delays tor. */
-  app->dbus = twp_dbus_service_new_for_client (app->client_role, env->state_location, app->mode == NULL);
-  twp_dbus_service_start (app->dbus);
-  watch_lifeline (app, env->exit_on_stdin_close);
-  g_main_loop_run (app->loop);
-  return EXIT_SUCCESS;
+  return serve (app, twp_dbus_service_new_for_client (app->client_role, env->state_location, app->mode == NULL),
+                env->exit_on_stdin_close);
 }
 
 static gboolean
@@ -495,7 +514,7 @@ run_client_unmanaged (App *app)
   g_autoptr(GInetAddress) address = NULL;
   g_autoptr(GInetSocketAddress) bound = NULL;
   g_autoptr(TwpProxyConfig) proxy = NULL;
-  TwpClientOptions options = { 0 };
+  g_auto(TwpClientOptions) options = { 0 };
   guint16 port;
 
   if (app->mode != NULL)
@@ -530,11 +549,9 @@ run_client_unmanaged (App *app)
   if (!fill_client_options (app, NULL, proxy, &options, &error))
     {
       g_printerr ("%s\n", error->message);
-      clear_client_options (&options);
       return EXIT_FAILURE;
     }
   app->client_role = twp_client_new (&options);
-  clear_client_options (&options);
   apply_frame_mode (app);
 
   bound = twp_client_listen (app->client_role, address, port, &error);
@@ -544,11 +561,7 @@ run_client_unmanaged (App *app)
       return EXIT_FAILURE;
     }
   print_listening (bound);
-  app->dbus = twp_dbus_service_new_for_client (app->client_role, NULL, app->mode == NULL);
-  twp_dbus_service_start (app->dbus);
-  watch_lifeline (app, FALSE);
-  g_main_loop_run (app->loop);
-  return EXIT_SUCCESS;
+  return serve (app, twp_dbus_service_new_for_client (app->client_role, NULL, app->mode == NULL), FALSE);
 }
 
 /* ---- server ------------------------------------------------------------ */
@@ -701,13 +714,8 @@ run_server_managed (App *app)
       g_autoptr(GInetAddress) address = NULL;
       TwpBindAddr *bindaddr;
 
-      if (g_strcmp0 (*name, TRANSPORT_NAME) != 0)
-        {
-          twp_pt_output_log (app->output, TWP_PT_LOG_WARNING,
-                             "unsupported transport \"%s\" ignored (this program provides \"%s\")",
-                             *name, TRANSPORT_NAME);
-          continue;
-        }
+      if (!provides_transport (app, *name))
+        continue;
       /* S2: bind exactly what tor asks, port included, to keep the
        * published port stable; 0.0.0.0:0 when it has no preference. */
       bindaddr = twp_pt_env_lookup_bindaddr (env, TRANSPORT_NAME);
@@ -731,11 +739,8 @@ run_server_managed (App *app)
     twp_log_user (TWP_LOG_WARNING, "no transport could be started; idle until tor stops us");
 
   /* After DONE: D-Bus never delays tor. */
-  app->dbus = twp_dbus_service_new_for_server (app->server_role, env->state_location);
-  twp_dbus_service_start (app->dbus);
-  watch_lifeline (app, env->exit_on_stdin_close);
-  g_main_loop_run (app->loop);
-  return EXIT_SUCCESS;
+  return serve (app, twp_dbus_service_new_for_server (app->server_role, env->state_location),
+                env->exit_on_stdin_close);
 }
 
 static int
@@ -792,11 +797,7 @@ run_server_unmanaged (App *app)
     }
   print_listening (bound);
   start_heartbeat (app);
-  app->dbus = twp_dbus_service_new_for_server (app->server_role, NULL);
-  twp_dbus_service_start (app->dbus);
-  watch_lifeline (app, FALSE);
-  g_main_loop_run (app->loop);
-  return EXIT_SUCCESS;
+  return serve (app, twp_dbus_service_new_for_server (app->server_role, NULL), FALSE);
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -811,11 +812,64 @@ drain_main_context (void)
     ;
 }
 
+/* Stops what a run_* function started and lets cancelled operations
+ * unwind, so that app_clear() frees everything. */
+static void
+app_stop (App *app)
+{
+  if (app->tor_log_sink_id != 0)
+    twp_log_remove_sink (app->tor_log_sink_id);
+  if (app->dbus != NULL)
+    twp_dbus_service_stop (app->dbus);
+  if (app->client_role != NULL)
+    twp_client_stop (app->client_role);
+  if (app->metrics != NULL)
+    twp_metrics_endpoint_stop (app->metrics);
+  if (app->heartbeat != NULL)
+    g_source_destroy (app->heartbeat);
+  g_clear_pointer (&app->heartbeat, g_source_unref);
+  if (app->server_role != NULL)
+    twp_server_stop (app->server_role);
+  if (app->stdin_cancellable != NULL)
+    g_cancellable_cancel (app->stdin_cancellable);
+  drain_main_context ();
+}
+
+/* Frees the command line and the state: main()'s g_auto(App). */
+static void
+app_clear (App *app)
+{
+  g_clear_object (&app->stdin_stream);
+  g_clear_object (&app->stdin_cancellable);
+  g_clear_object (&app->dbus);
+  g_clear_object (&app->client_role);
+  g_clear_object (&app->tls_database);
+  g_clear_object (&app->metrics);
+  g_clear_object (&app->server_role);
+  g_clear_pointer (&app->output, twp_pt_output_free);
+  g_clear_pointer (&app->loop, g_main_loop_unref);
+  g_free (app->log_level);
+  g_free (app->listen);
+  g_free (app->url);
+  g_free (app->mode);
+  g_free (app->sni);
+  g_free (app->origin);
+  g_free (app->host);
+  g_free (app->cert_sha256);
+  g_free (app->ca_file);
+  g_free (app->proxy);
+  g_free (app->orport);
+  g_free (app->extorport);
+  g_free (app->auth_cookie);
+  g_strfreev (app->server_options);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (App, app_clear)
+
 int
 main (int    argc,
       char **argv)
 {
-  App app = { .keepalive = -1, .connect_timeout = 30 };
+  g_auto(App) app = { .keepalive = -1, .connect_timeout = 30 };
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   int status;
@@ -905,45 +959,6 @@ main (int    argc,
     status = app.managed ? run_client_managed (&app) : run_client_unmanaged (&app);
   else
     status = app.managed ? run_server_managed (&app) : run_server_unmanaged (&app);
-
-  if (app.tor_log_sink_id != 0)
-    twp_log_remove_sink (app.tor_log_sink_id);
-  if (app.dbus != NULL)
-    twp_dbus_service_stop (app.dbus);
-  if (app.client_role != NULL)
-    twp_client_stop (app.client_role);
-  if (app.metrics != NULL)
-    twp_metrics_endpoint_stop (app.metrics);
-  if (app.heartbeat != NULL)
-    g_source_destroy (app.heartbeat);
-  g_clear_pointer (&app.heartbeat, g_source_unref);
-  if (app.server_role != NULL)
-    twp_server_stop (app.server_role);
-  if (app.stdin_cancellable != NULL)
-    g_cancellable_cancel (app.stdin_cancellable);
-  drain_main_context ();
-  g_clear_object (&app.stdin_stream);
-  g_clear_object (&app.stdin_cancellable);
-  g_clear_object (&app.dbus);
-  g_clear_object (&app.client_role);
-  g_clear_object (&app.tls_database);
-  g_clear_object (&app.metrics);
-  g_clear_object (&app.server_role);
-  g_clear_pointer (&app.output, twp_pt_output_free);
-  g_clear_pointer (&app.loop, g_main_loop_unref);
-  g_free (app.log_level);
-  g_free (app.listen);
-  g_free (app.url);
-  g_free (app.mode);
-  g_free (app.sni);
-  g_free (app.origin);
-  g_free (app.host);
-  g_free (app.cert_sha256);
-  g_free (app.ca_file);
-  g_free (app.proxy);
-  g_free (app.orport);
-  g_free (app.extorport);
-  g_free (app.auth_cookie);
-  g_strfreev (app.server_options);
+  app_stop (&app);
   return status;
 }

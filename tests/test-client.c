@@ -8,8 +8,9 @@
  * Threads: the main thread owns the main context (SoupServer, the child's
  * stdout and exit); SOCKS handshakes, bulk transfers, the raw peer and the
  * proxies use blocking sockets in their own threads, and the main thread
- * waits for them with WAIT_FOR/ASSERT_WAIT, which iterate the main context
- * until a condition holds or a deadline passes. */
+ * waits for them with TWP_TEST_WAIT_FOR/TWP_TEST_ASSERT_WAIT (twp-test-utils.h),
+ * which iterate the main context until a condition holds or a deadline
+ * passes. */
 #define G_LOG_DOMAIN "twp-test-client"
 
 #include "config.h"
@@ -23,70 +24,11 @@
 
 #include "twp-test-client-peer.h"
 #include "twp-test-client-proxy.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define TWP_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TWP_TEST_SANITIZED 1
-#endif
-#endif
-#ifndef TWP_TEST_SANITIZED
-#define TWP_TEST_SANITIZED 0
-#endif
+#include "twp-test-utils.h"
 
 #define BULK_SIZE (64 * 1024 * 1024)
 /* The client's default limit on an incoming message (--max-message-size). */
 #define MAX_MESSAGE (64 * 1024)
-
-/* ---- waiting with a deadline ------------------------------------------- */
-
-static gboolean
-tick_cb (gpointer user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* Threads wake the main context when they finish; the tick is a safety net
- * so that a condition set without a wakeup is still seen within 10 ms. */
-static GSource *
-tick_start (void)
-{
-  GSource *source = g_timeout_source_new (10);
-
-  g_source_set_static_name (source, "[test] wait tick");
-  g_source_set_callback (source, tick_cb, NULL, NULL);
-  g_source_attach (source, NULL);
-  return source;
-}
-
-static void
-tick_stop (GSource *source)
-{
-  g_source_destroy (source);
-  g_source_unref (source);
-}
-
-/* Iterates the main context until @expr is true or @seconds passed;
- * evaluates to whether @expr became true. */
-#define WAIT_FOR(expr, seconds) \
-  ({ \
-    gint64 wait_deadline_ = g_get_monotonic_time () + (gint64) ((seconds) * G_USEC_PER_SEC); \
-    GSource *wait_tick_ = tick_start (); \
-    while (!(expr) && g_get_monotonic_time () < wait_deadline_) \
-      g_main_context_iteration (NULL, TRUE); \
-    tick_stop (wait_tick_); \
-    (gboolean) !!(expr); \
-  })
-
-#define ASSERT_WAIT(expr, seconds) \
-  G_STMT_START \
-  { \
-    if (!WAIT_FOR (expr, seconds)) \
-      g_error ("%s:%d: timed out after %g s waiting for %s", __FILE__, __LINE__, \
-               (double) (seconds), #expr); \
-  } \
-  G_STMT_END
 
 /* ---- fast deterministic data ------------------------------------------- */
 
@@ -113,55 +55,13 @@ fill_random (guint64 *state,
 
 /* ---- the binary under test --------------------------------------------- */
 
+/* The running binary (twp-test-utils.h's harness) and its state dir. */
 typedef struct {
-  GSubprocess *process;
-  GOutputStream *stdin_pipe;
-  GDataInputStream *stdout_data;
-  GCancellable *cancellable;
-  GPtrArray *lines;       /* every stdout line, in order */
-  int done_index;         /* index of "CMETHODS DONE", or -1 */
-  gboolean stdout_eof;
-  gboolean exited;
-  gint64 exited_at;
+  TwpTestProc *proc;
   char *tmpdir;
   char *state_dir;
   guint16 port;           /* from the CMETHOD line */
 } TestClient;
-
-static void
-stdout_line_cb (GObject      *source,
-                GAsyncResult *result,
-                gpointer      user_data)
-{
-  TestClient *client = user_data;
-  g_autoptr(GError) error = NULL;
-  char *line;
-
-  line = g_data_input_stream_read_line_finish (G_DATA_INPUT_STREAM (source), result, NULL, &error);
-  if (line == NULL)
-    {
-      client->stdout_eof = TRUE;
-      return;
-    }
-  g_test_message ("child stdout: %s", line);
-  if (g_str_equal (line, "CMETHODS DONE") && client->done_index < 0)
-    client->done_index = client->lines->len;
-  g_ptr_array_add (client->lines, line);
-  g_data_input_stream_read_line_async (client->stdout_data, G_PRIORITY_DEFAULT, client->cancellable,
-                                       stdout_line_cb, client);
-}
-
-static void
-exited_cb (GObject      *source,
-           GAsyncResult *result,
-           gpointer      user_data)
-{
-  TestClient *client = user_data;
-
-  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
-  client->exited = TRUE;
-  client->exited_at = g_get_monotonic_time ();
-}
 
 /* Spawns the binary with tor's client environment. @overrides holds
  * "KEY=VALUE" (set) or "KEY" (unset) items applied last. */
@@ -169,38 +69,20 @@ static TestClient *
 test_client_spawn (const char * const *overrides)
 {
   TestClient *client = g_new0 (TestClient, 1);
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GError) error = NULL;
-  g_auto(GStrv) env = g_get_environ ();
-  const char *binary = g_getenv ("TWP_BINARY");
+  /* Nothing of the test runner's own PT settings leaks in. */
+  g_auto(GStrv) env = twp_test_pt_environ ();
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autofree char *no_bus = NULL;
 
-  g_assert_nonnull (binary);
-  g_ptr_array_add (argv, (gpointer) binary);
+  g_ptr_array_add (argv, (gpointer) twp_test_binary_path ());
   g_ptr_array_add (argv, "--client");
   g_ptr_array_add (argv, "--managed");
-  client->lines = g_ptr_array_new_with_free_func (g_free);
-  client->done_index = -1;
-  client->cancellable = g_cancellable_new ();
   client->tmpdir = g_dir_make_tmp ("twp-client-XXXXXX", &error);
   g_assert_no_error (error);
   /* Tor passes DataDirectory/pt_state/ with a slash and does not create it. */
   client->state_dir = g_build_filename (client->tmpdir, "pt_state", "", NULL);
 
-  for (char **e = env; *e != NULL;)
-    {
-      /* Nothing of the test runner's own PT settings leaks in. */
-      if (g_str_has_prefix (*e, "TOR_PT_"))
-        {
-          g_autofree char *key = g_strndup (*e, strcspn (*e, "="));
-
-          env = g_environ_unsetenv (env, key);
-          e = env;
-          continue;
-        }
-      e++;
-    }
   env = g_environ_setenv (env, "TOR_PT_MANAGED_TRANSPORT_VER", "1", TRUE);
   env = g_environ_setenv (env, "TOR_PT_CLIENT_TRANSPORTS", "websocket", TRUE);
   env = g_environ_setenv (env, "TOR_PT_STATE_LOCATION", client->state_dir, TRUE);
@@ -232,17 +114,8 @@ test_client_spawn (const char * const *overrides)
         }
     }
 
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  g_subprocess_launcher_set_environ (launcher, env);
   g_ptr_array_add (argv, NULL);
-  client->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
-  g_assert_no_error (error);
-  client->stdin_pipe = g_object_ref (g_subprocess_get_stdin_pipe (client->process));
-  client->stdout_data = g_data_input_stream_new (g_subprocess_get_stdout_pipe (client->process));
-  g_data_input_stream_set_newline_type (client->stdout_data, G_DATA_STREAM_NEWLINE_TYPE_LF);
-  g_data_input_stream_read_line_async (client->stdout_data, G_PRIORITY_DEFAULT, client->cancellable,
-                                       stdout_line_cb, client);
-  g_subprocess_wait_async (client->process, NULL, exited_cb, client);
+  client->proc = twp_test_proc_spawn ((const char * const *) argv->pdata, env);
   return client;
 }
 
@@ -250,7 +123,7 @@ static const char *
 test_client_line (TestClient *client,
                   guint       i)
 {
-  return i < client->lines->len ? g_ptr_array_index (client->lines, i) : NULL;
+  return i < client->proc->lines->len ? g_ptr_array_index (client->proc->lines, i) : NULL;
 }
 
 /* Spawns and waits for CMETHODS DONE; takes the port from the CMETHOD line. */
@@ -260,9 +133,9 @@ test_client_start (const char * const *overrides)
   TestClient *client = test_client_spawn (overrides);
   const char *prefix = "CMETHOD websocket socks5 127.0.0.1:";
 
-  ASSERT_WAIT (client->done_index >= 0 || client->stdout_eof, 10);
-  g_assert_cmpint (client->done_index, >=, 0);
-  for (guint i = 0; i < (guint) client->done_index; i++)
+  TWP_TEST_ASSERT_WAIT (client->proc->done_index >= 0 || client->proc->out_eof, 10000);
+  g_assert_cmpint (client->proc->done_index, >=, 0);
+  for (guint i = 0; i < (guint) client->proc->done_index; i++)
     if (g_str_has_prefix (test_client_line (client, i), prefix))
       client->port = (guint16) g_ascii_strtoull (test_client_line (client, i) + strlen (prefix), NULL, 10);
   g_assert_cmpuint (client->port, !=, 0);
@@ -272,16 +145,16 @@ test_client_start (const char * const *overrides)
 static int
 test_client_pid (TestClient *client)
 {
-  return (int) g_ascii_strtoll (g_subprocess_get_identifier (client->process), NULL, 10);
+  return (int) g_ascii_strtoll (g_subprocess_get_identifier (client->proc->process), NULL, 10);
 }
 
 /* Like tor at shutdown: stop reading the child's stdout and close it. */
 static void
 test_client_close_stdout (TestClient *client)
 {
-  g_cancellable_cancel (client->cancellable);
-  ASSERT_WAIT (client->stdout_eof, 5);
-  g_input_stream_close (g_subprocess_get_stdout_pipe (client->process), NULL, NULL);
+  g_cancellable_cancel (client->proc->cancellable);
+  TWP_TEST_ASSERT_WAIT (client->proc->out_eof, 5000);
+  g_input_stream_close (g_subprocess_get_stdout_pipe (client->proc->process), NULL, NULL);
 }
 
 /* G4, G6: after DONE only LOG and STATUS lines; every line is printable
@@ -289,13 +162,13 @@ test_client_close_stdout (TestClient *client)
 static void
 assert_stdout_protocol (TestClient *client)
 {
-  for (guint i = 0; i < client->lines->len; i++)
+  for (guint i = 0; i < client->proc->lines->len; i++)
     {
       const char *line = test_client_line (client, i);
 
       for (const char *p = line; *p != '\0'; p++)
         g_assert_true (*p >= 0x20 && *p < 0x7f);
-      if (client->done_index >= 0 && i > (guint) client->done_index)
+      if (client->proc->done_index >= 0 && i > (guint) client->proc->done_index)
         if (!g_str_has_prefix (line, "LOG ") && !g_str_has_prefix (line, "STATUS "))
           g_error ("state-gated line after CMETHODS DONE (tor bug B1): %s", line);
     }
@@ -304,14 +177,7 @@ assert_stdout_protocol (TestClient *client)
 static void
 test_client_free (TestClient *client)
 {
-  g_cancellable_cancel (client->cancellable);
-  /* The pending line read returns once cancelled; wait for it. */
-  ASSERT_WAIT (client->stdout_eof, 5);
-  g_clear_object (&client->process);
-  g_clear_object (&client->stdin_pipe);
-  g_clear_object (&client->stdout_data);
-  g_clear_object (&client->cancellable);
-  g_ptr_array_unref (client->lines);
+  g_clear_pointer (&client->proc, twp_test_proc_free);
   if (g_file_test (client->state_dir, G_FILE_TEST_IS_DIR))
     g_rmdir (client->state_dir);
   g_rmdir (client->tmpdir);
@@ -325,20 +191,20 @@ test_client_free (TestClient *client)
 static void
 test_client_stop (TestClient *client)
 {
-  if (!client->exited)
+  if (!client->proc->exited)
     {
-      g_output_stream_close (client->stdin_pipe, NULL, NULL);
-      if (!WAIT_FOR (client->exited, 5))
+      g_output_stream_close (g_subprocess_get_stdin_pipe (client->proc->process), NULL, NULL);
+      if (!TWP_TEST_WAIT_FOR (client->proc->exited, 5000))
         {
-          g_subprocess_force_exit (client->process);
-          ASSERT_WAIT (client->exited, 5);
+          g_subprocess_force_exit (client->proc->process);
+          TWP_TEST_ASSERT_WAIT (client->proc->exited, 5000);
           g_error ("the client did not exit within 5 s of stdin EOF");
         }
     }
-  ASSERT_WAIT (client->stdout_eof, 5);
+  TWP_TEST_ASSERT_WAIT (client->proc->out_eof, 5000);
   assert_stdout_protocol (client);
-  g_assert_true (g_subprocess_get_if_exited (client->process));
-  g_assert_cmpint (g_subprocess_get_exit_status (client->process), ==, 0);
+  g_assert_true (g_subprocess_get_if_exited (client->proc->process));
+  g_assert_cmpint (g_subprocess_get_exit_status (client->proc->process), ==, 0);
   test_client_free (client);
 }
 
@@ -470,7 +336,7 @@ socks_open_full (guint16     port,
   GThread *thread = g_thread_new ("socks", socks_thread, &job);
 
   /* The client's own connect timeout is 30 s; every failure here is quicker. */
-  ASSERT_WAIT (g_atomic_int_get (&job.done), 40);
+  TWP_TEST_ASSERT_WAIT (g_atomic_int_get (&job.done), 40000);
   g_thread_join (thread);
   g_assert_no_error (job.error);
   if (auth_status != NULL)
@@ -608,7 +474,7 @@ pump_finish (Pump   *pump,
 {
   char *sha256;
 
-  ASSERT_WAIT (g_atomic_int_get (&pump->done), seconds);
+  TWP_TEST_ASSERT_WAIT (g_atomic_int_get (&pump->done), (seconds) * 1000);
   g_thread_join (pump->thread);
   g_assert_no_error (pump->error);
   g_assert_cmpuint (pump->count, ==, pump->total);
@@ -958,9 +824,9 @@ test_managed_golden (void)
                                              PACKAGE_VERSION);
   GStatBuf st;
 
-  ASSERT_WAIT (client->done_index >= 0 || client->stdout_eof, 10);
+  TWP_TEST_ASSERT_WAIT (client->proc->done_index >= 0 || client->proc->out_eof, 10000);
   /* G2, G12, C6, C8: exactly these lines, in this order, before DONE. */
-  g_assert_cmpint (client->done_index, ==, 3);
+  g_assert_cmpint (client->proc->done_index, ==, 3);
   g_assert_cmpstr (test_client_line (client, 0), ==, "VERSION 1");
   g_assert_cmpstr (test_client_line (client, 1), ==, status);
   g_assert_true (g_regex_match_simple ("^CMETHOD websocket socks5 127\\.0\\.0\\.1:[1-9][0-9]{0,4}$",
@@ -989,10 +855,10 @@ test_managed_version_list (void)
 static void
 assert_exits_with_error (TestClient *client)
 {
-  ASSERT_WAIT (client->exited && client->stdout_eof, 10);
+  TWP_TEST_ASSERT_WAIT (client->proc->exited && client->proc->out_eof, 10000);
   assert_stdout_protocol (client);
-  g_assert_false (g_subprocess_get_successful (client->process));
-  for (guint i = 0; i < client->lines->len; i++)
+  g_assert_false (g_subprocess_get_successful (client->proc->process));
+  for (guint i = 0; i < client->proc->lines->len; i++)
     g_assert_false (g_str_has_prefix (test_client_line (client, i), "CMETHOD"));
 }
 
@@ -1050,7 +916,7 @@ test_managed_proxy_done (void)
   int version = -1;
   int proxy_done = -1;
 
-  for (guint i = 0; i < (guint) client->done_index; i++)
+  for (guint i = 0; i < (guint) client->proc->done_index; i++)
     {
       if (g_str_equal (test_client_line (client, i), "VERSION 1"))
         version = i;
@@ -1060,7 +926,7 @@ test_managed_proxy_done (void)
   /* C2, B1: after VERSION, before CMETHODS DONE, never after it. */
   g_assert_cmpint (version, ==, 0);
   g_assert_cmpint (proxy_done, >, version);
-  g_assert_cmpint (proxy_done, <, client->done_index);
+  g_assert_cmpint (proxy_done, <, client->proc->done_index);
   test_client_stop (client);
 }
 
@@ -1081,7 +947,7 @@ test_managed_proxy_error (void)
       /* C2: PROXY-ERROR after VERSION, no CMETHOD, non-zero exit. */
       assert_exits_with_error (client);
       g_assert_cmpstr (test_client_line (client, 0), ==, "VERSION 1");
-      for (guint j = 0; j < client->lines->len; j++)
+      for (guint j = 0; j < client->proc->lines->len; j++)
         {
           proxy_error = proxy_error || g_str_has_prefix (test_client_line (client, j), "PROXY-ERROR ");
           g_assert_cmpstr (test_client_line (client, j), !=, "PROXY DONE");
@@ -1100,7 +966,7 @@ test_managed_unknown_transport (void)
 
   /* C1: no CMETHOD-ERROR for a name we do not implement, but a warning
    * (B2), and the known one still registers. */
-  for (guint i = 0; i < (guint) client->done_index; i++)
+  for (guint i = 0; i < (guint) client->proc->done_index; i++)
     {
       const char *line = test_client_line (client, i);
 
@@ -1128,10 +994,10 @@ test_managed_debug_to_stderr (void)
    * (G4, G6, G8: chatter goes to stderr). */
   assert_echo (socket, 1000);
   g_socket_close (socket, NULL);
-  ASSERT_WAIT (ws->closed, 10);
-  g_output_stream_close (client->stdin_pipe, NULL, NULL);
-  ASSERT_WAIT (client->exited && client->stdout_eof, 5);
-  for (guint i = client->done_index + 1; i < client->lines->len; i++)
+  TWP_TEST_ASSERT_WAIT (ws->closed, 10000);
+  g_output_stream_close (g_subprocess_get_stdin_pipe (client->proc->process), NULL, NULL);
+  TWP_TEST_ASSERT_WAIT (client->proc->exited && client->proc->out_eof, 5000);
+  for (guint i = client->proc->done_index + 1; i < client->proc->lines->len; i++)
     if (!g_str_has_prefix (test_client_line (client, i), "LOG ") &&
         !g_str_has_prefix (test_client_line (client, i), "STATUS "))
       {
@@ -1142,8 +1008,8 @@ test_managed_debug_to_stderr (void)
     g_test_fail_printf ("%u non-protocol lines on stdout after CMETHODS DONE with G_MESSAGES_DEBUG=all, "
                         "first: \"%s\" (GLib's default log writer prints debug and info to stdout)",
                         n_stray, stray->str);
-  g_assert_true (g_subprocess_get_if_exited (client->process));
-  g_assert_cmpint (g_subprocess_get_exit_status (client->process), ==, 0);
+  g_assert_true (g_subprocess_get_if_exited (client->proc->process));
+  g_assert_cmpint (g_subprocess_get_exit_status (client->proc->process), ==, 0);
   test_client_free (client);
   ws_server_free (ws);
 }
@@ -1183,7 +1049,7 @@ test_transfer_echo (gconstpointer data)
 
   /* TCP EOF from tor: the client closes the WebSocket normally. */
   g_socket_close (socket, NULL);
-  ASSERT_WAIT (ws->closed, 10);
+  TWP_TEST_ASSERT_WAIT (ws->closed, 10000);
   g_assert_cmpuint (ws->close_code, ==, SOUP_WEBSOCKET_CLOSE_NORMAL);
   test_client_stop (client);
   ws_server_free (ws);
@@ -1203,7 +1069,7 @@ test_transfer_upload (gconstpointer data)
   g_autofree char *sent = pump_finish (writer, 60);
 
   /* Everything written before tor's EOF arrives, then a normal close. */
-  ASSERT_WAIT (ws->closed, 30);
+  TWP_TEST_ASSERT_WAIT (ws->closed, 30000);
   assert_upgrade_request (ws, base64);
   g_assert_cmpuint (ws->close_code, ==, SOUP_WEBSOCKET_CLOSE_NORMAL);
   g_assert_cmpuint (ws->received, ==, BULK_SIZE);
@@ -1245,7 +1111,7 @@ test_transfer_download (gconstpointer data)
   g_assert_cmpstr (received, ==, g_checksum_get_string (ws->source_checksum));
 
   g_socket_close (socket, NULL);
-  ASSERT_WAIT (ws->closed, 10);
+  TWP_TEST_ASSERT_WAIT (ws->closed, 10000);
   test_client_stop (client);
   ws_server_free (ws);
 }
@@ -1289,7 +1155,7 @@ test_args_split (gconstpointer data)
   assert_echo (socket, 100000);
 
   g_socket_close (socket, NULL);
-  ASSERT_WAIT (ws->closed, 10);
+  TWP_TEST_ASSERT_WAIT (ws->closed, 10000);
   test_client_stop (client);
   ws_server_free (ws);
 }
@@ -1303,7 +1169,7 @@ test_dial_failures (void)
   WsServer *ws = ws_server_new (WS_ECHO);
   WsServer *target = ws_server_new (WS_ECHO);
   const char *paths[] = { "/r301", "/r302", "/f403" };
-  g_autofree char *refused = g_strdup_printf ("url=ws://127.0.0.1:%u/ws", twp_test_client_closed_port ());
+  g_autofree char *refused = g_strdup_printf ("url=ws://127.0.0.1:%u/ws", twp_test_refusing_port ());
   const char *invalid[] = { "url=http://x/", "url=ws://", "bogus=1", "url=ws://127.0.0.1/;url=ws://127.0.0.1/" };
   int auth_status;
   int rep;
@@ -1323,7 +1189,7 @@ test_dial_failures (void)
       g_assert_cmpuint (ws->n_websockets, ==, 0);
     }
   /* Give a late redirect a chance to show up before checking. */
-  g_assert_false (WAIT_FOR (target->n_requests > 0, 0.3));
+  g_assert_false (TWP_TEST_WAIT_FOR (target->n_requests > 0, 300));
 
   /* C14: ECONNREFUSED -> 05. */
   g_assert_null (socks_open (client->port, refused, &auth_status, &rep));
@@ -1475,7 +1341,7 @@ raw_run_delayed (RawRun     *run,
   /* The raw peer runs in its own thread: a blocking read is fine here. */
   run->socks_data = twp_test_client_recv_until_eof (socket, 1024 * 1024, &error);
   g_assert_no_error (error);
-  ASSERT_WAIT (twp_test_client_peer_is_done (run->peer), 25);
+  TWP_TEST_ASSERT_WAIT (twp_test_client_peer_is_done (run->peer), 25000);
   g_assert_null (twp_test_client_peer_get_error (run->peer));
   g_assert_no_error (run->script.error);
   g_assert_true (run->script.closed);
@@ -1771,7 +1637,7 @@ test_frames_base64_unconfirmed (void)
   g_assert_null (socks_open (client->port, args, &auth_status, &rep));
   g_assert_cmpint (auth_status, ==, 0);
   g_assert_cmpint (rep, ==, 0x01);
-  ASSERT_WAIT (twp_test_client_peer_is_done (peer), 25);
+  TWP_TEST_ASSERT_WAIT (twp_test_client_peer_is_done (peer), 25000);
   g_assert_no_error (script.error);
   g_assert_true (script.closed);
   protocol = twp_test_client_header_value (twp_test_client_peer_get_request (peer), "Sec-WebSocket-Protocol");
@@ -1891,7 +1757,7 @@ test_reference_go_server (gconstpointer data)
   /* 1 MiB each way, checked by SHA-256, in messages of up to 16 KiB. */
   assert_echo (tunnel, 1024 * 1024);
   g_socket_close (tunnel, NULL);
-  ASSERT_WAIT (twp_test_client_peer_is_done (peer), 25);
+  TWP_TEST_ASSERT_WAIT (twp_test_client_peer_is_done (peer), 25000);
 
   g_assert_no_error (twp_test_client_peer_get_error (peer));
   g_assert_cmpstr (echo.error, ==, NULL);
@@ -2030,7 +1896,7 @@ test_backpressure_stalled_reader (void)
   }
 
   g_atomic_int_set (&script.release, 1);
-  ASSERT_WAIT (twp_test_client_peer_is_done (peer), 5);
+  TWP_TEST_ASSERT_WAIT (twp_test_client_peer_is_done (peer), 5000);
   g_assert_null (twp_test_client_peer_get_error (peer));
   twp_test_client_peer_free (peer);
   g_socket_close (socket, NULL);
@@ -2096,7 +1962,7 @@ flood (TestClient *client,
   for (guint i = 0; i < G_N_ELEMENTS (jobs); i++)
     {
       /* Generous: the machine is shared; every request is quick. */
-      ASSERT_WAIT (g_atomic_int_get (&jobs[i].done), 600);
+      TWP_TEST_ASSERT_WAIT (g_atomic_int_get (&jobs[i].done), 600000);
       g_thread_join (threads[i]);
       g_assert_no_error (jobs[i].error);
       g_assert_cmpuint (jobs[i].unexpected, ==, 0);
@@ -2115,7 +1981,7 @@ test_bridges_bounded (void)
                                            g_getenv ("ASAN_OPTIONS") != NULL ? ":" : "");
   const char *env[] = { TWP_TEST_SANITIZED ? asan : NULL, NULL };
   TestClient *client = test_client_start (env);
-  guint16 closed_port = twp_test_client_closed_port ();
+  guint16 closed_port = twp_test_refusing_port ();
   WsServer *ws = NULL;
   g_autofree char *args = NULL;
   g_autoptr(GSocket) tunnel = NULL;
@@ -2154,7 +2020,7 @@ static gboolean
 client_logged (TestClient *client,
                const char *needle)
 {
-  for (guint i = 0; i < client->lines->len; i++)
+  for (guint i = 0; i < client->proc->lines->len; i++)
     if (g_str_has_prefix (test_client_line (client, i), "LOG ") && strstr (test_client_line (client, i), needle))
       return TRUE;
   return FALSE;
@@ -2186,7 +2052,7 @@ test_bridges_all_busy (void)
   g_assert_null (socks_open (client->port, args[4], &auth_status, &rep));
   g_assert_cmpint (auth_status, ==, 0);
   g_assert_cmpint (rep, ==, 0x01);
-  ASSERT_WAIT (client_logged (client, "all 4 bridges are in use"), 10);
+  TWP_TEST_ASSERT_WAIT (client_logged (client, "all 4 bridges are in use"), 10000);
   /* Bridges in the table still take new tunnels. */
   again = socks_open_ok (client->port, args[0]);
   assert_echo (again, 100);
@@ -2245,18 +2111,18 @@ test_shutdown (gconstpointer data)
     test_client_close_stdout (client);
   start = g_get_monotonic_time ();
   if (how >= 1)
-    g_subprocess_send_signal (client->process, SIGTERM);
+    g_subprocess_send_signal (client->proc->process, SIGTERM);
   if (how != 1)
-    g_output_stream_close (client->stdin_pipe, NULL, NULL);
-  if (!WAIT_FOR (client->exited, 2))
+    g_output_stream_close (g_subprocess_get_stdin_pipe (client->proc->process), NULL, NULL);
+  if (!TWP_TEST_WAIT_FOR (client->proc->exited, 2000))
     {
-      g_subprocess_force_exit (client->process);
-      ASSERT_WAIT (client->exited, 5);
+      g_subprocess_force_exit (client->proc->process);
+      TWP_TEST_ASSERT_WAIT (client->proc->exited, 5000);
       g_error ("still running 2 s after %s", names[how]);
     }
-  g_test_message ("exited %.3f s after %s", (client->exited_at - start) / 1e6, names[how]);
-  g_assert_true (g_subprocess_get_if_exited (client->process));
-  g_assert_cmpint (g_subprocess_get_exit_status (client->process), ==, 0);
+  g_test_message ("exited %.3f s after %s", (client->proc->exited_at - start) / 1e6, names[how]);
+  g_assert_true (g_subprocess_get_if_exited (client->proc->process));
+  g_assert_cmpint (g_subprocess_get_exit_status (client->proc->process), ==, 0);
 
   /* The tunnel is gone with it. */
   rest = twp_test_client_recv_until_eof (socket, 1024, &error);
@@ -2272,7 +2138,7 @@ test_shutdown_stdout_closed (void)
   TestClient *client = test_client_start (NULL);
   WsServer *ws = ws_server_new (WS_ECHO);
   g_autofree char *args = url_args (ws, NULL);
-  g_autofree char *refused = g_strdup_printf ("url=ws://127.0.0.1:%u/ws", twp_test_client_closed_port ());
+  g_autofree char *refused = g_strdup_printf ("url=ws://127.0.0.1:%u/ws", twp_test_refusing_port ());
   g_autoptr(GSocket) socket = NULL;
   int auth_status;
   int rep;
@@ -2284,10 +2150,10 @@ test_shutdown_stdout_closed (void)
   g_assert_cmpint (rep, ==, 0x05);
   socket = socks_open_ok (client->port, args);
   assert_echo (socket, 10000);
-  g_assert_false (client->exited);
+  g_assert_false (client->proc->exited);
 
   g_socket_close (socket, NULL);
-  ASSERT_WAIT (ws->closed, 10);
+  TWP_TEST_ASSERT_WAIT (ws->closed, 10000);
   test_client_stop (client);
   ws_server_free (ws);
 }
@@ -2313,9 +2179,9 @@ test_proxy (gconstpointer data)
   socket = socks_open_ok (client->port, args);
   assert_echo (socket, 1024 * 1024);
   g_socket_close (socket, NULL);
-  ASSERT_WAIT (ws->closed, 10);
+  TWP_TEST_ASSERT_WAIT (ws->closed, 10000);
   twp_test_client_proxy_stop (proxy);
-  ASSERT_WAIT (twp_test_client_proxy_is_done (proxy), 5);
+  TWP_TEST_ASSERT_WAIT (twp_test_client_proxy_is_done (proxy), 5000);
 
   /* C2: the WebSocket went through the proxy, with tor's credentials. */
   result = twp_test_client_proxy_get_result (proxy);
@@ -2341,7 +2207,7 @@ test_proxy_down (gconstpointer data)
   WsServer *ws = ws_server_new (WS_ECHO);
   g_autofree char *uri = g_strdup_printf ("TOR_PT_PROXY=%s://user:pass@127.0.0.1:%u",
                                           type == TWP_TEST_CLIENT_PROXY_SOCKS5 ? "socks5" : "http",
-                                          twp_test_client_closed_port ());
+                                          twp_test_refusing_port ());
   const char *env[] = { uri, NULL };
   TestClient *client = test_client_start (env);
   g_autofree char *args = url_args (ws, NULL);
@@ -2352,7 +2218,7 @@ test_proxy_down (gconstpointer data)
   g_assert_null (socks_open (client->port, args, &auth_status, &rep));
   g_assert_cmpint (auth_status, ==, 0);
   g_assert_cmpint (rep, >, 0);
-  g_assert_false (WAIT_FOR (ws->n_requests > 0, 0.3));
+  g_assert_false (TWP_TEST_WAIT_FOR (ws->n_requests > 0, 300));
 
   test_client_stop (client);
   ws_server_free (ws);

@@ -9,6 +9,7 @@
 
 #include "twp-extorport.h"
 #include "twp-test-extor-server.h"
+#include "twp-test-utils.h"
 
 /* Every wait in this file fails the test after this long. */
 #define WAIT_TIMEOUT_MS 5000
@@ -40,35 +41,6 @@ remove_tmp_dir (const char *dir)
       g_unlink (path);
     }
   g_rmdir (dir);
-}
-
-static gboolean
-deadline_cb (gpointer user_data)
-{
-  *(gboolean *) user_data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-typedef gboolean (*WaitCondition) (gpointer data);
-
-/* Iterates the default context until @cond holds; fails after the deadline. */
-static void
-wait_until (WaitCondition cond,
-            gpointer      data,
-            const char   *what)
-{
-  gboolean expired = FALSE;
-  GSource *source = g_timeout_source_new (WAIT_TIMEOUT_MS);
-
-  g_source_set_static_name (source, "[twp-test] wait deadline");
-  g_source_set_callback (source, deadline_cb, &expired, NULL);
-  g_source_attach (source, NULL);
-  while (!cond (data) && !expired)
-    g_main_context_iteration (NULL, TRUE);
-  g_source_destroy (source);
-  g_source_unref (source);
-  if (!cond (data))
-    g_error ("timed out after %u ms waiting for %s", WAIT_TIMEOUT_MS, what);
 }
 
 static gboolean
@@ -125,7 +97,7 @@ run_handshake (GIOStream          *stream,
 
   twp_extorport_handshake_async (stream, cookie_path, client_address, transport,
                                  timeout_ms, cancellable, store_result_cb, &result);
-  wait_until (result_is_set, &result, "the ExtORPort handshake");
+  TWP_TEST_ASSERT_WAIT (result_is_set (&result), WAIT_TIMEOUT_MS, "the ExtORPort handshake");
   return twp_extorport_handshake_finish (stream, result, error);
 }
 
@@ -668,12 +640,12 @@ test_handshake_ok (Fixture       *f,
   g_assert_no_error (error);
   g_input_stream_read_all_async (g_io_stream_get_input_stream (G_IO_STREAM (f->connection)),
                                  echo, sizeof echo, G_PRIORITY_DEFAULT, NULL, store_result_cb, &result);
-  wait_until (result_is_set, &result, "the echo");
+  TWP_TEST_ASSERT_WAIT (result_is_set (&result), WAIT_TIMEOUT_MS, "the echo");
   g_assert_true (g_input_stream_read_all_finish (g_io_stream_get_input_stream (G_IO_STREAM (f->connection)),
                                                  result, &n_read, &error));
   g_assert_no_error (error);
   g_assert_cmpmem (echo, n_read, "0123456789", 10);
-  wait_until (server_saw_payload, f->server, "the payload");
+  TWP_TEST_ASSERT_WAIT (server_saw_payload (f->server), WAIT_TIMEOUT_MS, "the payload");
   payload = twp_test_extor_server_get_last_payload (f->server);
   g_assert_cmpmem (g_bytes_get_data (payload, NULL), g_bytes_get_size (payload), "0123456789", 10);
 }
@@ -756,7 +728,7 @@ test_handshake_auth_fail (Fixture       *f,
                                  twp_test_extor_server_get_cookie_path (f->server),
                                  NULL, "websocket", HANDSHAKE_TIMEOUT_MS, NULL, &error));
   g_assert_error (error, TWP_EXTORPORT_ERROR, TWP_EXTORPORT_ERROR_AUTH_FAILED);
-  wait_until (server_has_closed, f->server, "the server to close");
+  TWP_TEST_ASSERT_WAIT (server_has_closed (f->server), WAIT_TIMEOUT_MS, "the server to close");
   g_assert_cmpint (twp_test_extor_server_get_last_result (f->server), ==, TWP_TEST_EXTOR_RESULT_AUTH_FAILED);
 }
 
@@ -806,7 +778,7 @@ test_handshake_cancel (Fixture       *f,
                                  NULL, "websocket", HANDSHAKE_TIMEOUT_MS, cancellable,
                                  store_result_cb, &result);
   g_cancellable_cancel (cancellable);
-  wait_until (result_is_set, &result, "the cancelled handshake");
+  TWP_TEST_ASSERT_WAIT (result_is_set (&result), WAIT_TIMEOUT_MS, "the cancelled handshake");
   g_assert_false (twp_extorport_handshake_finish (G_IO_STREAM (f->connection), result, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
@@ -920,7 +892,7 @@ run_probe (TwpTestExtOrServer *server,
   p->auth_type = auth_type;
   p->commands = commands;
   thread = g_thread_new ("raw-probe", raw_probe_thread, p);
-  wait_until (probe_is_done, p, "the raw probe");
+  TWP_TEST_ASSERT_WAIT (probe_is_done (p), WAIT_TIMEOUT_MS, "the raw probe");
   g_thread_join (thread);
   g_free (p->cookie_path);
 }
@@ -1018,7 +990,7 @@ test_server_probes (Fixture       *f,
   g_assert_cmpuint (p.status, ==, 0xff);
   g_assert_true (p.eof);
   g_byte_array_unref (p.reply);
-  wait_until (server_has_closed, f->server, "the server to close");
+  TWP_TEST_ASSERT_WAIT (server_has_closed (f->server), WAIT_TIMEOUT_MS, "the server to close");
   g_assert_cmpint (twp_test_extor_server_get_last_result (f->server), ==, TWP_TEST_EXTOR_RESULT_BAD_AUTH_TYPE);
 }
 
@@ -1106,8 +1078,7 @@ test_handshake_leaves_payload (void)
   memcpy (t.cookie, file + 32, 32);
   t.metadata_len = g_bytes_get_size (metadata);
   t.listener = g_socket_listener_new ();
-  port = g_socket_listener_add_any_inet_port (t.listener, NULL, &error);
-  g_assert_no_error (error);
+  port = twp_test_listener_add_loopback (t.listener);
   thread = g_thread_new ("eager-tor", eager_tor_thread, &t);
 
   connection = connect_to_port (port);
@@ -1116,13 +1087,13 @@ test_handshake_leaves_payload (void)
   g_assert_no_error (error);
   g_input_stream_read_all_async (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
                                  payload, sizeof payload, G_PRIORITY_DEFAULT, NULL, store_result_cb, &result);
-  wait_until (result_is_set, &result, "the payload after OKAY");
+  TWP_TEST_ASSERT_WAIT (result_is_set (&result), WAIT_TIMEOUT_MS, "the payload after OKAY");
   g_assert_true (g_input_stream_read_all_finish (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
                                                  result, &n_read, &error));
   g_assert_cmpmem (payload, n_read, "PAYLOAD", 7);
 
   g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
-  wait_until (eager_tor_is_done, &t, "the eager tor thread");
+  TWP_TEST_ASSERT_WAIT (eager_tor_is_done (&t), WAIT_TIMEOUT_MS, "the eager tor thread");
   g_thread_join (thread);
   g_socket_listener_close (t.listener);
   g_object_unref (t.listener);

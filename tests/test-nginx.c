@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "twp-test-extor-server.h"
+#include "twp-test-utils.h"
 
 #define STARTUP_TIMEOUT_MS 10000
 #define TRANSFER_TIMEOUT_MS 20000
@@ -42,21 +43,6 @@
 #define SOUP_MESSAGES 16
 #define SOUP_MESSAGE_SIZE 16384
 #define CLIENT_BYTES (1024 * 1024)
-
-/* Waits on the main context (where the ExtORPort servers and libsoup run)
- * until COND holds; a missed deadline fails the test loudly. */
-#define WAIT_UNTIL(cond, ms, what) \
-  G_STMT_START \
-  { \
-    gint64 wait_deadline_ = g_get_monotonic_time () + (gint64) (ms) * 1000; \
-    while (!(cond)) \
-      { \
-        if (g_get_monotonic_time () > wait_deadline_) \
-          g_error ("timed out after %d ms waiting for %s", (int) (ms), (what)); \
-        iterate_briefly (); \
-      } \
-  } \
-  G_STMT_END
 
 /* A process we started: our binary or nginx. */
 typedef struct {
@@ -81,26 +67,6 @@ typedef struct {
 } Fixture;
 
 static Fixture fx;
-
-static gboolean
-tick_cb (gpointer user_data)
-{
-  return G_SOURCE_REMOVE;
-}
-
-static void
-iterate_briefly (void)
-{
-  /* The timeout bounds each blocking iteration so deadlines are seen. */
-  GSource *tick = g_timeout_source_new (10);
-
-  g_source_set_static_name (tick, "[test-nginx] tick");
-  g_source_set_callback (tick, tick_cb, NULL, NULL);
-  g_source_attach (tick, NULL);
-  g_main_context_iteration (NULL, TRUE);
-  g_source_destroy (tick);
-  g_source_unref (tick);
-}
 
 /* ---- processes --------------------------------------------------------- */
 
@@ -182,7 +148,9 @@ child_read_until (Child      *child,
 
       g_data_input_stream_read_line_async (child->out, G_PRIORITY_DEFAULT, child->cancellable,
                                            line_read_cb, &read);
-      WAIT_UNTIL (read.done, STARTUP_TIMEOUT_MS, done_line);
+      if (!TWP_TEST_WAIT_FOR (read.done, STARTUP_TIMEOUT_MS))
+        g_error ("timed out after %d ms waiting for \"%s\" from %s", STARTUP_TIMEOUT_MS, done_line,
+                 child->name);
       if (read.line == NULL)
         g_error ("%s ended its output before \"%s\"", child->name, done_line);
       g_test_message ("%s: %s", child->name, read.line);
@@ -225,16 +193,12 @@ child_stop (Child *child)
     return;
   if (!child->exited)
     {
-      gint64 deadline = g_get_monotonic_time () + STOP_TIMEOUT_MS * 1000;
-
       g_subprocess_send_signal (child->process, SIGTERM);
-      while (!child->exited && g_get_monotonic_time () < deadline)
-        iterate_briefly ();
-      if (!child->exited)
+      if (!TWP_TEST_WAIT_FOR (child->exited, STOP_TIMEOUT_MS))
         {
           g_test_message ("%s did not stop on SIGTERM; killing it", child->name);
           g_subprocess_force_exit (child->process);
-          WAIT_UNTIL (child->exited, STOP_TIMEOUT_MS, "a killed child");
+          TWP_TEST_ASSERT_WAIT (child->exited, STOP_TIMEOUT_MS, "a killed child");
         }
     }
   g_cancellable_cancel (child->cancellable);
@@ -264,25 +228,6 @@ run_checked (const char * const *argv)
   g_assert_no_error (error);
   if (!g_spawn_check_wait_status (status, &error))
     g_error ("%s failed: %s\n%s%s", argv[0], error->message, out, err);
-}
-
-static guint16
-free_port (void)
-{
-  g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-  g_autoptr(GError) error = NULL;
-
-  /* nginx cannot report an ephemeral port: pick one the kernel just gave. */
-  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
-  g_assert_no_error (error);
-  g_socket_bind (socket, any, TRUE, &error);
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (socket, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
 }
 
 static gboolean
@@ -377,7 +322,8 @@ start_nginx (void)
 
   fx.nginx_dir = g_build_filename (fx.dir, "nginx", NULL);
   g_assert_cmpint (g_mkdir_with_parents (fx.nginx_dir, 0700), ==, 0);
-  fx.nginx_port = free_port ();
+  /* nginx cannot report an ephemeral port: it must bind one we name. */
+  fx.nginx_port = twp_test_port_for_child ();
   /* Single process: no user switch when run as root, nothing left behind
    * if the test dies (PR_SET_PDEATHSIG reaches the only process). Every
    * path nginx writes is under its own prefix. */
@@ -433,7 +379,7 @@ start_nginx (void)
   if (nginx == NULL && g_file_test ("/usr/sbin/nginx", G_FILE_TEST_IS_EXECUTABLE))
     argv[0] = "/usr/sbin/nginx";
   fx.nginx = child_spawn ("nginx", argv, NULL, FALSE);
-  WAIT_UNTIL (fx.nginx->exited || port_accepts (fx.nginx_port), STARTUP_TIMEOUT_MS, "nginx to listen");
+  TWP_TEST_ASSERT_WAIT (fx.nginx->exited || port_accepts (fx.nginx_port), STARTUP_TIMEOUT_MS, "nginx to listen");
   g_assert_false (fx.nginx->exited);
 }
 
@@ -571,7 +517,7 @@ soup_echo (const char *url,
   peer.received = g_byte_array_new ();
   soup_session_websocket_connect_async (session, message, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
                                         soup_connected_cb, &peer);
-  WAIT_UNTIL (peer.connected, TRANSFER_TIMEOUT_MS, "the libsoup WebSocket to open");
+  TWP_TEST_ASSERT_WAIT (peer.connected, TRANSFER_TIMEOUT_MS, "the libsoup WebSocket to open");
   g_assert_no_error (peer.error);
   g_signal_connect (peer.ws, "message", G_CALLBACK (soup_message_cb), &peer);
   g_signal_connect (peer.ws, "closed", G_CALLBACK (soup_closed_cb), &peer);
@@ -589,13 +535,13 @@ soup_echo (const char *url,
       g_byte_array_append (sent, chunk, sizeof chunk);
       soup_websocket_connection_send_binary (peer.ws, chunk, sizeof chunk);
     }
-  WAIT_UNTIL (peer.received->len >= sent->len || peer.closed, TRANSFER_TIMEOUT_MS,
+  TWP_TEST_ASSERT_WAIT (peer.received->len >= sent->len || peer.closed, TRANSFER_TIMEOUT_MS,
               "the echo through the WebSocket");
   g_assert_cmpuint (peer.received->len, ==, sent->len);
   g_assert_cmpmem (peer.received->data, peer.received->len, sent->data, sent->len);
 
   soup_websocket_connection_close (peer.ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
-  WAIT_UNTIL (peer.closed, TRANSFER_TIMEOUT_MS, "the WebSocket to close");
+  TWP_TEST_ASSERT_WAIT (peer.closed, TRANSFER_TIMEOUT_MS, "the WebSocket to close");
   g_clear_object (&peer.ws);
   g_byte_array_unref (peer.received);
 
@@ -640,13 +586,13 @@ soup_upgrade_status (const char *url,
   soup_message_headers_append (soup_message_get_request_headers (message), "X-Forwarded-For", forged_xff);
   soup_session_websocket_connect_async (session, message, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
                                         soup_connected_cb, &peer);
-  WAIT_UNTIL (peer.connected, TRANSFER_TIMEOUT_MS, "the upgrade to be answered");
+  TWP_TEST_ASSERT_WAIT (peer.connected, TRANSFER_TIMEOUT_MS, "the upgrade to be answered");
   status = soup_message_get_status (message);
   if (peer.ws != NULL)
     {
       g_signal_connect (peer.ws, "closed", G_CALLBACK (soup_closed_cb), &peer);
       soup_websocket_connection_close (peer.ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
-      WAIT_UNTIL (peer.closed, TRANSFER_TIMEOUT_MS, "the WebSocket to close");
+      TWP_TEST_ASSERT_WAIT (peer.closed, TRANSFER_TIMEOUT_MS, "the WebSocket to close");
       g_clear_object (&peer.ws);
     }
   g_clear_error (&peer.error);
@@ -708,7 +654,7 @@ test_load_balanced_tls_upgrade (void)
   g_assert_cmpuint (hits[1], >=, 1);
 
   /* nginx itself proxied these as upgrades (it logs when each ends). */
-  WAIT_UNTIL (count_logged_upgrades () >= 4, STOP_TIMEOUT_MS, "4 upgrades in nginx's access log");
+  TWP_TEST_ASSERT_WAIT (count_logged_upgrades () >= 4, STOP_TIMEOUT_MS, "4 upgrades in nginx's access log");
 }
 
 static void
@@ -953,7 +899,7 @@ run_socks_job (SocksJob *job)
 {
   GThread *thread = g_thread_new ("socks-job", socks_job_thread, job);
 
-  WAIT_UNTIL (g_atomic_int_get (&job->done), TRANSFER_TIMEOUT_MS + 5000, "the SOCKS transfer");
+  TWP_TEST_ASSERT_WAIT (g_atomic_int_get (&job->done), TRANSFER_TIMEOUT_MS + 5000, "the SOCKS transfer");
   g_thread_join (thread);
 }
 

@@ -91,6 +91,27 @@ assert_invalid (char    **envp,
   g_strfreev (envp);
 }
 
+/* One environment that must be refused: client_env or server_env with
+ * env_with ()'s changes ("NAME=value" sets, "NAME" unsets). */
+typedef struct {
+  gboolean server_base;
+  TwpRole role;
+  const char *changes[3];
+} InvalidEnv;
+
+static void
+assert_invalid_table (const InvalidEnv *cases,
+                      gsize             n_cases)
+{
+  for (gsize i = 0; i < n_cases; i++)
+    {
+      const char * const *base = cases[i].server_base ? server_env : client_env;
+
+      g_test_message ("invalid environment #%" G_GSIZE_FORMAT, i);
+      assert_invalid (env_with (base, cases[i].changes[0], cases[i].changes[1], NULL), cases[i].role);
+    }
+}
+
 static void
 test_client_observed (void)
 {
@@ -167,20 +188,32 @@ test_transports (void)
   g_autoptr(TwpPtEnv) env = NULL;
 
   /* both set, neither set, set for the other role */
-  assert_invalid (env_with (client_env, "TOR_PT_SERVER_TRANSPORTS=websocket", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (server_env, "TOR_PT_CLIENT_TRANSPORTS=websocket", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (client_env, "TOR_PT_CLIENT_TRANSPORTS", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_CLIENT_TRANSPORTS=", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, NULL), TWP_ROLE_CLIENT);
+  {
+    static const InvalidEnv invalid[] = {
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_SERVER_TRANSPORTS=websocket" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_CLIENT_TRANSPORTS=websocket" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_CLIENT_TRANSPORTS" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_CLIENT_TRANSPORTS=" } },
+      { FALSE, TWP_ROLE_SERVER, { NULL } },
+      { TRUE, TWP_ROLE_CLIENT, { NULL } },
+    };
+
+    assert_invalid_table (invalid, G_N_ELEMENTS (invalid));
+  }
 
   /* names must be C identifiers; "*" was removed from the spec (#15612) */
-  assert_invalid (env_with (client_env, "TOR_PT_CLIENT_TRANSPORTS=*", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_CLIENT_TRANSPORTS=web-socket", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_CLIENT_TRANSPORTS=1ws", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_CLIENT_TRANSPORTS=websocket,", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_CLIENT_TRANSPORTS=web socket", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_CLIENT_TRANSPORTS=w\xc3\xa9", NULL), TWP_ROLE_CLIENT);
+  {
+    static const InvalidEnv invalid[] = {
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_CLIENT_TRANSPORTS=*" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_CLIENT_TRANSPORTS=web-socket" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_CLIENT_TRANSPORTS=1ws" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_CLIENT_TRANSPORTS=websocket," } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_CLIENT_TRANSPORTS=web socket" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_CLIENT_TRANSPORTS=w\xc3\xa9" } },
+    };
+
+    assert_invalid_table (invalid, G_N_ELEMENTS (invalid));
+  }
 
   /* a repeated name is requested once */
   env = parse (dup, TWP_ROLE_CLIENT, &error);
@@ -219,73 +252,57 @@ test_client_misc (void)
   g_assert_cmpstr (v6, ==, "2001:db8::1");
 
   /* C3/C4: wrong family, hostnames, half brackets */
-  assert_invalid (env_with (client_env, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4=::1", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4=localhost", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_OUTBOUND_BIND_ADDRESS_V4=[127.0.0.1]", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6=127.0.0.1", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6=[::1", NULL), TWP_ROLE_CLIENT);
-  assert_invalid (env_with (client_env, "TOR_PT_OUTBOUND_BIND_ADDRESS_V6=[::1]:80", NULL), TWP_ROLE_CLIENT);
-  /* G13: relative state location */
-  assert_invalid (env_with (client_env, "TOR_PT_STATE_LOCATION=pt_state/", NULL), TWP_ROLE_CLIENT);
+  {
+    static const InvalidEnv invalid[] = {
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_OUTBOUND_BIND_ADDRESS_V4=::1" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_OUTBOUND_BIND_ADDRESS_V4=localhost" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_OUTBOUND_BIND_ADDRESS_V4=[127.0.0.1]" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_OUTBOUND_BIND_ADDRESS_V6=127.0.0.1" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_OUTBOUND_BIND_ADDRESS_V6=[::1" } },
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_OUTBOUND_BIND_ADDRESS_V6=[::1]:80" } },
+      /* G13: relative state location */
+      { FALSE, TWP_ROLE_CLIENT, { "TOR_PT_STATE_LOCATION=pt_state/" } },
+    };
+
+    assert_invalid_table (invalid, G_N_ELEMENTS (invalid));
+  }
 }
 
 /* C2: every TOR_PT_PROXY value observed from tor 0.4.9.11 */
 static void
 test_proxy_observed (void)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(TwpProxyConfig) config = NULL;
+  static const struct {
+    const char *uri;
+    TwpProxyType type;
+    const char *username;
+    const char *password;
+    const char *host;
+    guint16 port;
+  } cases[] = {
+    /* B4: raw credentials containing ':', '@' and '%' */
+    { "socks5://us:er@x:p@ss:w%rd@127.0.0.1:1080", TWP_PROXY_SOCKS5, "us", "er@x:p@ss:w%rd", "127.0.0.1", 1080 },
+    { "http://user:pa:ss@127.0.0.1:3128", TWP_PROXY_HTTP, "user", "pa:ss", "127.0.0.1", 3128 },
+    { "socks4a://127.0.0.1:1081", TWP_PROXY_SOCKS4A, NULL, NULL, "127.0.0.1", 1081 },
+    { "socks5://[::1]:1080", TWP_PROXY_SOCKS5, NULL, NULL, "::1", 1080 },
+    /* user without ':', empty password, IPv6 with credentials */
+    { "http://user@[2001:db8::1]:8080", TWP_PROXY_HTTP, "user", NULL, "2001:db8::1", 8080 },
+    { "socks5://u:@10.0.0.1:65535", TWP_PROXY_SOCKS5, "u", "", "10.0.0.1", 65535 },
+  };
 
-  /* B4: raw credentials containing ':', '@' and '%' */
-  config = twp_proxy_config_parse ("socks5://us:er@x:p@ss:w%rd@127.0.0.1:1080", &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (config->type, ==, TWP_PROXY_SOCKS5);
-  g_assert_cmpstr (config->username, ==, "us");
-  g_assert_cmpstr (config->password, ==, "er@x:p@ss:w%rd");
-  g_assert_cmpstr (config->host, ==, "127.0.0.1");
-  g_assert_cmpuint (config->port, ==, 1080);
-  g_clear_pointer (&config, twp_proxy_config_free);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TwpProxyConfig) config = twp_proxy_config_parse (cases[i].uri, &error);
 
-  config = twp_proxy_config_parse ("http://user:pa:ss@127.0.0.1:3128", &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (config->type, ==, TWP_PROXY_HTTP);
-  g_assert_cmpstr (config->username, ==, "user");
-  g_assert_cmpstr (config->password, ==, "pa:ss");
-  g_assert_cmpstr (config->host, ==, "127.0.0.1");
-  g_assert_cmpuint (config->port, ==, 3128);
-  g_clear_pointer (&config, twp_proxy_config_free);
-
-  config = twp_proxy_config_parse ("socks4a://127.0.0.1:1081", &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (config->type, ==, TWP_PROXY_SOCKS4A);
-  g_assert_null (config->username);
-  g_assert_null (config->password);
-  g_assert_cmpstr (config->host, ==, "127.0.0.1");
-  g_assert_cmpuint (config->port, ==, 1081);
-  g_clear_pointer (&config, twp_proxy_config_free);
-
-  config = twp_proxy_config_parse ("socks5://[::1]:1080", &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (config->type, ==, TWP_PROXY_SOCKS5);
-  g_assert_null (config->username);
-  g_assert_cmpstr (config->host, ==, "::1");
-  g_assert_cmpuint (config->port, ==, 1080);
-  g_clear_pointer (&config, twp_proxy_config_free);
-
-  /* user without ':', empty password, IPv6 with credentials */
-  config = twp_proxy_config_parse ("http://user@[2001:db8::1]:8080", &error);
-  g_assert_no_error (error);
-  g_assert_cmpstr (config->username, ==, "user");
-  g_assert_null (config->password);
-  g_assert_cmpstr (config->host, ==, "2001:db8::1");
-  g_assert_cmpuint (config->port, ==, 8080);
-  g_clear_pointer (&config, twp_proxy_config_free);
-
-  config = twp_proxy_config_parse ("socks5://u:@10.0.0.1:65535", &error);
-  g_assert_no_error (error);
-  g_assert_cmpstr (config->username, ==, "u");
-  g_assert_cmpstr (config->password, ==, "");
-  g_assert_cmpuint (config->port, ==, 65535);
+      g_test_message ("proxy #%u", i);
+      g_assert_no_error (error);
+      g_assert_cmpint (config->type, ==, cases[i].type);
+      g_assert_cmpstr (config->username, ==, cases[i].username);
+      g_assert_cmpstr (config->password, ==, cases[i].password);
+      g_assert_cmpstr (config->host, ==, cases[i].host);
+      g_assert_cmpuint (config->port, ==, cases[i].port);
+    }
 }
 
 static void
@@ -466,18 +483,22 @@ test_server_bindaddr (void)
   g_assert_null (twp_pt_env_lookup_bindaddr (env, "wsbroken"));
 
   /* #21261 duplicates, missing '-', bad names and addresses, unset */
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_BINDADDR=websocket-0.0.0.0:0,websocket-0.0.0.0:1", NULL),
-                  TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_BINDADDR=other-0.0.0.0:0,other-0.0.0.0:1", NULL),
-                  TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_BINDADDR=websocket0.0.0.0:0", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_BINDADDR=websocket-0.0.0.0", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_BINDADDR=websocket-localhost:80", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_BINDADDR=websocket-0.0.0.0:65536", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_BINDADDR=-0.0.0.0:0", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_BINDADDR=websocket-0.0.0.0:0,", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_BINDADDR=", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_BINDADDR", NULL), TWP_ROLE_SERVER);
+  {
+    static const InvalidEnv invalid[] = {
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_BINDADDR=websocket-0.0.0.0:0,websocket-0.0.0.0:1" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_BINDADDR=other-0.0.0.0:0,other-0.0.0.0:1" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_BINDADDR=websocket0.0.0.0:0" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_BINDADDR=websocket-0.0.0.0" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_BINDADDR=websocket-localhost:80" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_BINDADDR=websocket-0.0.0.0:65536" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_BINDADDR=-0.0.0.0:0" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_BINDADDR=websocket-0.0.0.0:0," } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_BINDADDR=" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_BINDADDR" } },
+    };
+
+    assert_invalid_table (invalid, G_N_ELEMENTS (invalid));
+  }
 }
 
 /* S3-S6 */
@@ -509,18 +530,24 @@ test_server_ports (void)
   g_assert_cmpstr (env->ext_orport, ==, "[::1]:43297");
 
   /* S6: ExtORPort without a cookie file */
-  assert_invalid (env_with (server_env, "TOR_PT_AUTH_COOKIE_FILE", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_AUTH_COOKIE_FILE=", NULL), TWP_ROLE_SERVER);
-  /* S4/S5: no usable ORPort at all */
-  assert_invalid (env_with (server_env, "TOR_PT_ORPORT", "TOR_PT_EXTENDED_SERVER_PORT=", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_ORPORT=", "TOR_PT_EXTENDED_SERVER_PORT", NULL), TWP_ROLE_SERVER);
-  /* bad values */
-  assert_invalid (env_with (server_env, "TOR_PT_ORPORT=127.0.0.1:0", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_ORPORT=localhost:9001", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_EXTENDED_SERVER_PORT=127.0.0.1", NULL), TWP_ROLE_SERVER);
-  /* S3 */
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_TRANSPORT_OPTIONS=websocket:k", NULL), TWP_ROLE_SERVER);
-  assert_invalid (env_with (server_env, "TOR_PT_SERVER_TRANSPORT_OPTIONS=websocket:k=v\\", NULL), TWP_ROLE_SERVER);
+  {
+    static const InvalidEnv invalid[] = {
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_AUTH_COOKIE_FILE" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_AUTH_COOKIE_FILE=" } },
+      /* S4/S5: no usable ORPort at all */
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_ORPORT", "TOR_PT_EXTENDED_SERVER_PORT=" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_ORPORT=", "TOR_PT_EXTENDED_SERVER_PORT" } },
+      /* bad values */
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_ORPORT=127.0.0.1:0" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_ORPORT=localhost:9001" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_EXTENDED_SERVER_PORT=127.0.0.1" } },
+      /* S3 */
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_TRANSPORT_OPTIONS=websocket:k" } },
+      { TRUE, TWP_ROLE_SERVER, { "TOR_PT_SERVER_TRANSPORT_OPTIONS=websocket:k=v\\" } },
+    };
+
+    assert_invalid_table (invalid, G_N_ELEMENTS (invalid));
+  }
 }
 
 /* G13 */

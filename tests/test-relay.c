@@ -1441,6 +1441,33 @@ test_keepalive (gconstpointer data)
   tunnels_free ();
 }
 
+/* A peer that takes our ping and sends nothing back (a path that
+ * black-holes) ends the tunnel after one more keepalive interval, as
+ * keepalive, instead of leaving TCP to retry for minutes. */
+static void
+test_keepalive_unanswered (gconstpointer data)
+{
+  const Variant *v = data;
+
+  for (int i = 0; i < 2; i++)
+    tunnel_new (v->gio, i == 0, FALSE)->options.keepalive_seconds = 1;
+  for (guint i = 0; i < tunnels->len; i++)
+    tunnel_start (g_ptr_array_index (tunnels, i), NULL, NULL);
+
+  wait_until (was_pinged, 30, "a keepalive ping");
+  wait_until (is_done, 30, "the relays to give up on the silent peer");
+  for (guint i = 0; i < tunnels->len; i++)
+    {
+      Tunnel *t = g_ptr_array_index (tunnels, i);
+
+      g_assert_cmpuint (t->pings->len, >=, 1);
+      g_assert_error (t->error, TWP_RELAY_ERROR, TWP_RELAY_ERROR_ABNORMAL);
+      g_assert_cmpint (twp_relay_get_end (t->relay), ==, TWP_RELAY_END_KEEPALIVE);
+      g_assert_cmpint (twp_relay_get_rtt_us (t->relay), ==, -1);
+    }
+  tunnels_free ();
+}
+
 /* ---- 7. idle timeout --------------------------------------------------- */
 
 static void
@@ -1655,6 +1682,41 @@ variant_free (gpointer data)
   g_free (v);
 }
 
+typedef struct {
+  const char *name;
+  gboolean both_roles_at_once;   /* one tunnel of each role in the case */
+  gboolean base64;
+  int kind;
+  GTestDataFunc func;
+} RelayCase;
+
+static const RelayCase relay_cases[] = {
+  { "idle", TRUE, FALSE, 0, test_idle },
+  { "keepalive", TRUE, FALSE, 0, test_keepalive },
+  { "keepalive-unanswered", TRUE, FALSE, 0, test_keepalive_unanswered },
+  { "stall", TRUE, FALSE, 0, test_stall },
+  { "bulk/binary", FALSE, FALSE, 0, test_bulk },
+  { "bulk/base64", FALSE, TRUE, 0, test_bulk },
+  { "tcp-eof-first", FALSE, FALSE, 0, test_tcp_eof_first },
+  { "ws-close-first", FALSE, FALSE, 0, test_ws_close_first },
+  { "leftovers/binary", FALSE, FALSE, 0, test_leftovers },
+  { "leftovers/base64", FALSE, TRUE, 0, test_leftovers },
+  { "leftovers/ping", FALSE, FALSE, LEFTOVER_PING, test_leftover_control },
+  { "leftovers/bad-frame", FALSE, FALSE, LEFTOVER_BAD_FRAME, test_leftover_control },
+  { "protocol-error/mask", FALSE, FALSE, BAD_MASK, test_protocol_error },
+  { "protocol-error/text", FALSE, FALSE, BAD_TEXT, test_protocol_error },
+  { "protocol-error/base64", FALSE, TRUE, BAD_BASE64, test_protocol_error },
+  { "protocol-error/oversize", FALSE, FALSE, BAD_OVERSIZE, test_protocol_error },
+  { "close-then-garbage", FALSE, FALSE, 0, test_close_then_garbage },
+  { "abnormal-end", FALSE, FALSE, 0, test_abnormal_end },
+  { "peer-close-error", FALSE, FALSE, 0, test_peer_close_error },
+  { "ping", FALSE, FALSE, 0, test_ping },
+  { "backpressure", FALSE, FALSE, 0, test_backpressure },
+  { "close-while-tor-blocked", FALSE, FALSE, 0, test_close_while_tor_blocked },
+  { "cancel", FALSE, FALSE, 0, test_cancel },
+  { "cancel-before-run", FALSE, FALSE, 0, test_cancel_before_run },
+};
+
 int
 main (int    argc,
       char **argv)
@@ -1677,35 +1739,18 @@ main (int    argc,
   tunnels = g_ptr_array_new ();
   variants = g_ptr_array_new_with_free_func (variant_free);
 
+  /* Every case runs on both I/O paths; most for each role. */
   for (int gio = 0; gio < 2; gio++)
-    {
-      add_case ("idle", gio, -1, FALSE, 0, test_idle);
-      add_case ("keepalive", gio, -1, FALSE, 0, test_keepalive);
-      add_case ("stall", gio, -1, FALSE, 0, test_stall);
-      for (int role = 0; role < 2; role++)
-        {
-          add_case ("bulk/binary", gio, role, FALSE, 0, test_bulk);
-          add_case ("bulk/base64", gio, role, TRUE, 0, test_bulk);
-          add_case ("tcp-eof-first", gio, role, FALSE, 0, test_tcp_eof_first);
-          add_case ("ws-close-first", gio, role, FALSE, 0, test_ws_close_first);
-          add_case ("leftovers/binary", gio, role, FALSE, 0, test_leftovers);
-          add_case ("leftovers/base64", gio, role, TRUE, 0, test_leftovers);
-          add_case ("leftovers/ping", gio, role, FALSE, LEFTOVER_PING, test_leftover_control);
-          add_case ("leftovers/bad-frame", gio, role, FALSE, LEFTOVER_BAD_FRAME, test_leftover_control);
-          add_case ("protocol-error/mask", gio, role, FALSE, BAD_MASK, test_protocol_error);
-          add_case ("protocol-error/text", gio, role, FALSE, BAD_TEXT, test_protocol_error);
-          add_case ("protocol-error/base64", gio, role, TRUE, BAD_BASE64, test_protocol_error);
-          add_case ("protocol-error/oversize", gio, role, FALSE, BAD_OVERSIZE, test_protocol_error);
-          add_case ("close-then-garbage", gio, role, FALSE, 0, test_close_then_garbage);
-          add_case ("abnormal-end", gio, role, FALSE, 0, test_abnormal_end);
-          add_case ("peer-close-error", gio, role, FALSE, 0, test_peer_close_error);
-          add_case ("ping", gio, role, FALSE, 0, test_ping);
-          add_case ("backpressure", gio, role, FALSE, 0, test_backpressure);
-          add_case ("close-while-tor-blocked", gio, role, FALSE, 0, test_close_while_tor_blocked);
-          add_case ("cancel", gio, role, FALSE, 0, test_cancel);
-          add_case ("cancel-before-run", gio, role, FALSE, 0, test_cancel_before_run);
-        }
-    }
+    for (guint i = 0; i < G_N_ELEMENTS (relay_cases); i++)
+      {
+        const RelayCase *c = &relay_cases[i];
+
+        if (c->both_roles_at_once)
+          add_case (c->name, gio, -1, c->base64, c->kind, c->func);
+        else
+          for (int role = 0; role < 2; role++)
+            add_case (c->name, gio, role, c->base64, c->kind, c->func);
+      }
 
   ret = g_test_run ();
 

@@ -183,12 +183,12 @@ client_address (const TwpServerOptions *options,
                 const char             *value)
 {
   g_autoptr(GInetSocketAddress) peer = socket_address (peer_ip, 40000);
-  g_autoptr(SoupMessageHeaders) headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
+  g_autoptr(TwpHttpHeaders) headers = twp_http_headers_new ();
   g_autoptr(GInetSocketAddress) address = NULL;
   g_autoptr(GError) error = NULL;
 
   if (name != NULL)
-    soup_message_headers_append (headers, name, value);
+    twp_http_headers_append (headers, name, value);
   address = twp_server_request_client_address (options, peer, headers, &error);
   if (address == NULL)
     {

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "twp-socks.h"
+#include "twp-test-utils.h"
 
 #include <string.h>
 
@@ -729,7 +730,7 @@ test_format_reply (void)
 
 /* ---- Async handshake over loopback TCP ---- */
 
-#define TEST_DEADLINE_SECONDS 10
+#define TEST_DEADLINE_MS 10000
 
 static gboolean
 deadline_cb (gpointer user_data)
@@ -738,27 +739,6 @@ deadline_cb (gpointer user_data)
 
   *expired = TRUE;
   return G_SOURCE_REMOVE;
-}
-
-/* Iterates the main context until *@done, failing the test if that takes
- * longer than TEST_DEADLINE_SECONDS. */
-static void
-wait_for (const gboolean *done)
-{
-  gboolean expired = FALSE;
-  GSource *source = g_timeout_source_new_seconds (TEST_DEADLINE_SECONDS);
-
-  g_source_set_static_name (source, "test-socks-deadline");
-  g_source_set_callback (source, deadline_cb, &expired, NULL);
-  g_source_attach (source, NULL);
-
-  while (!*done && !expired)
-    g_main_context_iteration (NULL, TRUE);
-
-  g_source_destroy (source);
-  g_source_unref (source);
-  if (!*done)
-    g_error ("test deadline of %d s passed", TEST_DEADLINE_SECONDS);
 }
 
 typedef struct {
@@ -841,7 +821,7 @@ read_up_to (GIOStream *stream,
   g_input_stream_read_all_async (g_io_stream_get_input_stream (stream),
                                  buffer, len, G_PRIORITY_DEFAULT, NULL,
                                  read_all_cb, &state);
-  wait_for (&state.done);
+  TWP_TEST_ASSERT_WAIT (state.done, TEST_DEADLINE_MS);
   g_assert_no_error (state.error);
   return g_bytes_new_take (buffer, state.bytes_read);
 }
@@ -935,7 +915,7 @@ send_final_reply (Pair            *pair,
 
   twp_socks_server_reply_async (G_IO_STREAM (pair->server), request, reply, NULL,
                                 reply_cb, &state);
-  wait_for (&state.done);
+  TWP_TEST_ASSERT_WAIT (state.done, TEST_DEADLINE_MS);
   g_assert_no_error (state.error);
   g_assert_true (state.ok);
 }
@@ -949,7 +929,7 @@ spin_briefly (void)
   guint id = g_timeout_add (20, deadline_cb, &done);
 
   g_source_set_static_name (g_main_context_find_source_by_id (NULL, id), "test-socks-spin");
-  wait_for (&done);
+  TWP_TEST_ASSERT_WAIT (done, TEST_DEADLINE_MS);
 }
 
 /* C9, C10, C13, C16: tor's step-by-step exchange; each reply arrives
@@ -976,7 +956,7 @@ test_async_tor_transcript (void)
   g_assert_false (state.done);
 
   client_write (&pair, CONNECT_127_0_0_1_9, 10);
-  wait_for (&state.done);
+  TWP_TEST_ASSERT_WAIT (state.done, TEST_DEADLINE_MS);
   g_assert_no_error (state.error);
   g_assert_cmpint (state.request->version, ==, 5);
   g_assert_cmpstr (state.request->args, ==, "url=ws://example/;foo=bar");
@@ -1008,7 +988,7 @@ test_async_pipelined (void)
   pair_open (&pair);
   start_handshake (&pair, &state, NULL);
   client_write (&pair, all, sizeof all - 1);
-  wait_for (&state.done);
+  TWP_TEST_ASSERT_WAIT (state.done, TEST_DEADLINE_MS);
   g_assert_no_error (state.error);
   g_assert_cmpstr (state.request->args, ==, "k=v");
 
@@ -1043,7 +1023,7 @@ test_async_socks4 (void)
   pair_open (&pair);
   start_handshake (&pair, &state, NULL);
   client_write (&pair, request, sizeof request - 1);
-  wait_for (&state.done);
+  TWP_TEST_ASSERT_WAIT (state.done, TEST_DEADLINE_MS);
   g_assert_no_error (state.error);
   g_assert_cmpint (state.request->version, ==, 4);
   g_assert_cmpstr (state.request->args, ==, "k=v;k2=v2");
@@ -1093,7 +1073,7 @@ test_async_error (gconstpointer user_data)
   pair_open (&pair);
   start_handshake (&pair, &state, NULL);
   client_write (&pair, c->input, c->input_len);
-  wait_for (&state.done);
+  TWP_TEST_ASSERT_WAIT (state.done, TEST_DEADLINE_MS);
   g_assert_error (state.error, TWP_SOCKS_ERROR, c->error_code);
   g_assert_null (state.request);
   g_assert_null (state.leftover);
@@ -1116,7 +1096,7 @@ test_async_eof (void)
   start_handshake (&pair, &state, NULL);
   client_write (&pair, "\x05\x02\x00", 3);
   g_io_stream_close (G_IO_STREAM (pair.client), NULL, NULL);
-  wait_for (&state.done);
+  TWP_TEST_ASSERT_WAIT (state.done, TEST_DEADLINE_MS);
   g_assert_error (state.error, TWP_SOCKS_ERROR, TWP_SOCKS_ERROR_CLOSED);
 
   handshake_state_clear (&state);
@@ -1152,10 +1132,10 @@ test_async_cancel (void)
       g_assert_false (state.done);
       id = g_timeout_add (10, deadline_cb, &done);
       g_source_set_static_name (g_main_context_find_source_by_id (NULL, id), "test-socks-tick");
-      wait_for (&done);
+      TWP_TEST_ASSERT_WAIT (done, TEST_DEADLINE_MS);
     }
   cancelled_at = g_get_monotonic_time ();
-  wait_for (&state.done);
+  TWP_TEST_ASSERT_WAIT (state.done, TEST_DEADLINE_MS);
   g_assert_error (state.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_cmpint (g_get_monotonic_time () - cancelled_at, <, G_USEC_PER_SEC);
 
@@ -1173,7 +1153,7 @@ test_async_cancel_before_start (void)
   pair_open (&pair);
   g_cancellable_cancel (cancellable);
   start_handshake (&pair, &state, cancellable);
-  wait_for (&state.done);
+  TWP_TEST_ASSERT_WAIT (state.done, TEST_DEADLINE_MS);
   g_assert_error (state.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 
   handshake_state_clear (&state);

@@ -59,19 +59,6 @@ twp_test_client_listen (guint16  *port,
   return g_steal_pointer (&socket);
 }
 
-guint16
-twp_test_client_closed_port (void)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocket) socket = NULL;
-  guint16 port = 0;
-
-  socket = twp_test_client_listen (&port, &error);
-  g_assert_no_error (error);
-  g_socket_close (socket, NULL);
-  return port;
-}
-
 gboolean
 twp_test_client_send_all (GSocket     *socket,
                           const void  *data,

@@ -26,9 +26,6 @@ GSocket *twp_test_client_connect (guint16   port,
 GSocket *twp_test_client_listen (guint16  *port,
                                  GError  **error);
 
-/* A port on 127.0.0.1 that nobody listens on (bound, then closed). */
-guint16 twp_test_client_closed_port (void);
-
 gboolean twp_test_client_send_all (GSocket     *socket,
                                    const void  *data,
                                    gsize        len,

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "twp-bridge.h"
+#include "twp-bridge-private.h"
 
 #include "twp-log.h"
 #include "twp-enum-types.h"

@@ -2,7 +2,8 @@
 /* The observable state of one bridge the client has been asked for: one
  * object per distinct Bridge line (its arguments and address), created on
  * the first SOCKS request for it. The D-Bus layer mirrors these objects;
- * the core never knows D-Bus exists. */
+ * the core never knows D-Bus exists. Only the client creates and changes
+ * them (twp-bridge-private.h). */
 #pragma once
 
 #include <gio/gio.h>
@@ -21,12 +22,6 @@ const char      *twp_bridge_state_to_string    (TwpBridgeState state);
 
 #define TWP_TYPE_BRIDGE (twp_bridge_get_type ())
 G_DECLARE_FINAL_TYPE (TwpBridge, twp_bridge, TWP, BRIDGE, GObject)
-
-/* @key identifies the bridge (its raw arguments and address); @config is
- * taken over. */
-TwpBridge   *twp_bridge_new                  (const char      *key,
-                                              TwpBridgeConfig *config,
-                                              TwpFrameMode     default_mode);
 
 const char  *twp_bridge_get_id               (TwpBridge *self);
 const char  *twp_bridge_get_key              (TwpBridge *self);
@@ -53,24 +48,5 @@ gint64       twp_bridge_get_rtt_us           (TwpBridge *self);    /* -1: not me
  * change too often to notify: read them when needed. */
 guint64      twp_bridge_get_bytes_sent       (TwpBridge *self);
 guint64      twp_bridge_get_bytes_received   (TwpBridge *self);
-
-/* Called by the client as connections progress. */
-void         twp_bridge_set_default_mode     (TwpBridge    *self,
-                                              TwpFrameMode  mode);
-void         twp_bridge_attempt_started      (TwpBridge *self,
-                                              TwpDial   *dial);
-void         twp_bridge_attempt_succeeded    (TwpBridge *self,
-                                              TwpDial   *dial);
-/* The attempt was called off (shutdown, tor went away): no verdict. */
-void         twp_bridge_attempt_cancelled    (TwpBridge *self,
-                                              TwpDial   *dial);
-void         twp_bridge_attempt_failed       (TwpBridge    *self,
-                                              TwpDial      *dial,
-                                              const GError *error);
-void         twp_bridge_tunnel_opened        (TwpBridge *self,
-                                              TwpRelay  *relay);
-void         twp_bridge_tunnel_closed        (TwpBridge    *self,
-                                              TwpRelay     *relay,
-                                              const GError *error);
 
 G_END_DECLS

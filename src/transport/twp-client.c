@@ -11,6 +11,7 @@
 #include "twp-acceptor.h"
 #include "twp-enum-types.h"
 #include "twp-failure.h"
+#include "twp-bridge-private.h"
 #include "twp-log.h"
 #include "twp-socks.h"
 #include "twp-state-enums.h"

@@ -14,9 +14,6 @@
 #include "twp-state-enums.h"
 #include "twp-ws-handshake.h"
 
-/* Read size for the upgrade response; what follows the head is kept. */
-#define RESPONSE_READ_SIZE 4096
-
 struct _TwpDial
 {
   GObject parent_instance;
@@ -35,7 +32,6 @@ struct _TwpDial
   GIOStream *stream;
   char *key;
   char *request;
-  GByteArray *response;
 
   gboolean base64;
   gboolean timed_out;
@@ -53,8 +49,6 @@ static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_FINAL_TYPE (TwpDial, twp_dial, G_TYPE_OBJECT)
 G_DEFINE_QUARK (twp-dial-error-quark, twp_dial_error)
-
-static void read_response (TwpDial *self);
 
 const char *
 twp_dial_phase_to_string (TwpDialPhase phase)
@@ -118,7 +112,6 @@ twp_dial_finalize (GObject *object)
 
   g_free (self->key);
   g_free (self->request);
-  g_clear_pointer (&self->response, g_byte_array_unref);
 
   G_OBJECT_CLASS (twp_dial_parent_class)->finalize (object);
 }
@@ -279,39 +272,31 @@ response_read_cb (GObject      *source,
   g_autoptr(TwpDial) self = user_data;
   g_autoptr(GError) error = NULL;
   TwpWsClientResponse response = { 0 };
+  g_autoptr(GBytes) head = NULL;
   g_autoptr(GBytes) leftover = NULL;
   g_autoptr(GTask) task = NULL;
-  gssize n;
   gsize head_len;
-  gsize old_len = self->response->len - RESPONSE_READ_SIZE;
 
-  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
-  if (n < 0)
-    {
-      fail (self, g_steal_pointer (&error));
-      return;
-    }
-  g_byte_array_set_size (self->response, old_len + n);
-  if (n == 0)
+  head = twp_http_read_head_finish (G_INPUT_STREAM (source), result, &head_len, &error);
+  if (g_error_matches (error, TWP_HTTP_ERROR, TWP_HTTP_ERROR_TRUNCATED))
     {
       fail (self, g_error_new_literal (TWP_DIAL_ERROR, TWP_DIAL_ERROR_CLOSED,
                                        "connection closed before the upgrade response"));
       return;
     }
-
-  head_len = twp_http_find_head_end (self->response->data, self->response->len, &error);
-  if (error != NULL)
+  if (g_error_matches (error, TWP_HTTP_ERROR, TWP_HTTP_ERROR_TOO_LARGE))
+    {
+      /* A response head we will not buffer is an invalid handshake. */
+      fail (self, g_error_new_literal (TWP_DIAL_ERROR, TWP_DIAL_ERROR_HANDSHAKE, error->message));
+      return;
+    }
+  if (head == NULL)
     {
       fail (self, g_steal_pointer (&error));
       return;
     }
-  if (head_len == 0)
-    {
-      read_response (self);
-      return;
-    }
 
-  if (!twp_ws_client_response_parse ((const char *) self->response->data, head_len, self->key,
+  if (!twp_ws_client_response_parse (g_bytes_get_data (head, NULL), head_len, self->key,
                                      self->base64, &response, &error))
     {
       self->http_status = response.status;
@@ -332,7 +317,8 @@ response_read_cb (GObject      *source,
     }
   twp_ws_client_response_clear (&response);
 
-  leftover = g_bytes_new (self->response->data + head_len, self->response->len - head_len);
+  /* What the server sent after its 101 (the first frames) is the relay's. */
+  leftover = g_bytes_new_from_bytes (head, head_len, g_bytes_get_size (head) - head_len);
   set_phase (self, TWP_DIAL_PHASE_OPEN);
 
   if (self->deadline_source != NULL)
@@ -340,18 +326,6 @@ response_read_cb (GObject      *source,
   task = g_steal_pointer (&self->task);
   g_task_set_task_data (task, g_steal_pointer (&leftover), (GDestroyNotify) g_bytes_unref);
   g_task_return_pointer (task, g_steal_pointer (&self->stream), g_object_unref);
-}
-
-static void
-read_response (TwpDial *self)
-{
-  gsize old_len = self->response->len;
-
-  g_byte_array_set_size (self->response, old_len + RESPONSE_READ_SIZE);
-  g_input_stream_read_async (g_io_stream_get_input_stream (self->stream),
-                             self->response->data + old_len, RESPONSE_READ_SIZE,
-                             G_PRIORITY_DEFAULT, self->cancellable,
-                             response_read_cb, g_object_ref (self));
 }
 
 static void
@@ -367,8 +341,8 @@ request_written_cb (GObject      *source,
       fail (self, g_steal_pointer (&error));
       return;
     }
-  self->response = g_byte_array_sized_new (RESPONSE_READ_SIZE);
-  read_response (self);
+  twp_http_read_head_async (g_io_stream_get_input_stream (self->stream), NULL, TWP_HTTP_MAX_HEAD_SIZE,
+                            self->cancellable, response_read_cb, g_object_ref (self));
 }
 
 static void

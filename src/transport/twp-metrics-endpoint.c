@@ -13,6 +13,7 @@
 #include <glib/gstdio.h>
 
 #include "twp-acceptor.h"
+#include "twp-http.h"
 #include "twp-log.h"
 #include "twp-pt-env.h"
 
@@ -449,7 +450,16 @@ respond (MetricsClient     *client,
                                    client->cancellable, response_written_cb, client);
 }
 
-static void read_request (MetricsClient *client);
+/* Where a scrape's head ends, for twp_http_read_head_async (): as soon as
+ * the parser can answer, which for garbage (a bare LF, a NUL) is before
+ * any end. */
+static gsize
+request_end (const guint8  *data,
+             gsize          len,
+             GError       **error)
+{
+  return twp_metrics_parse_request (data, len) == TWP_METRICS_REQUEST_INCOMPLETE ? 0 : len;
+}
 
 static void
 request_read_cb (GObject      *source,
@@ -458,36 +468,28 @@ request_read_cb (GObject      *source,
 {
   MetricsClient *client = user_data;
   g_autoptr(GError) error = NULL;
-  TwpMetricsRequest request;
-  gssize n;
+  g_autoptr(GBytes) head = NULL;
+  gsize head_len;
 
-  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  head = twp_http_read_head_finish (G_INPUT_STREAM (source), result, &head_len, &error);
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
-  if (n <= 0)
+  if (head == NULL)
     {
       metrics_client_close (client);
       return;
     }
-  g_byte_array_set_size (client->in, client->in->len - READ_CHUNK + n);
-  request = twp_metrics_parse_request (client->in->data, client->in->len);
-  if (request == TWP_METRICS_REQUEST_INCOMPLETE)
-    read_request (client);
-  else
-    respond (client, request);
+  respond (client, twp_metrics_parse_request (g_bytes_get_data (head, NULL), head_len));
 }
 
 static void
 read_request (MetricsClient *client)
 {
-  gsize old_len = client->in->len;
-
   /* The parser answers TOO_LARGE at TWP_METRICS_MAX_REQUEST: at most one
-   * chunk more is ever held. */
-  g_byte_array_set_size (client->in, old_len + READ_CHUNK);
-  g_input_stream_read_async (g_io_stream_get_input_stream (G_IO_STREAM (client->connection)),
-                             client->in->data + old_len, READ_CHUNK, G_PRIORITY_DEFAULT,
-                             client->cancellable, request_read_cb, client);
+   * read more is ever held. */
+  twp_http_read_head_async (g_io_stream_get_input_stream (G_IO_STREAM (client->connection)),
+                            request_end, TWP_METRICS_MAX_REQUEST, client->cancellable,
+                            request_read_cb, client);
 }
 
 static gboolean

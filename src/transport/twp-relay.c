@@ -135,6 +135,7 @@ struct _TwpRelay
   gsize pong_len;
   gboolean ping_pending;
   gint64 ping_sent_at;
+  gint64 last_ws_read_at;           /* anything read from the WebSocket */
   gboolean close_pending;
   guint16 close_code;
   const char *close_reason;
@@ -1481,6 +1482,7 @@ down_read_done (TwpRelay *self,
       return;
     }
 
+  self->last_ws_read_at = g_get_monotonic_time ();
   self->down_len = n;
   self->down_pos = 0;
   down_process (self);
@@ -1584,6 +1586,21 @@ relay_tick (TwpRelay *self,
     }
 
   release_idle_buffers (self, now);
+
+  /* A path that black-holes (a NAT or firewall that forgot us) leaves TCP
+   * retrying for about 15 minutes: a ping with no byte at all read back
+   * for as long again ends the tunnel. While tor's side blocks we do not
+   * read, so that wait starts when tor last took data. */
+  if (self->options.keepalive_seconds > 0 && self->ping_sent_at != 0 &&
+      self->last_ws_read_at < self->ping_sent_at && !self->tcp_end.write_pending &&
+      now - MAX (self->ping_sent_at, self->tcp_end.write_progress_at) >=
+        (gint64) self->options.keepalive_seconds * G_USEC_PER_SEC)
+    {
+      fail_io (self, g_error_new (TWP_RELAY_ERROR, TWP_RELAY_ERROR_ABNORMAL,
+                                  "no answer to a keepalive ping within %u s",
+                                  self->options.keepalive_seconds));
+      return;
+    }
 
   /* Keepalive: middleboxes drop connections idle for 60-100 s. */
   if (self->options.keepalive_seconds > 0 && !self->close_sent && !self->close_pending &&

@@ -131,7 +131,7 @@ twp_server_request_is_trusted_proxy (const TwpServerOptions *options,
 GInetSocketAddress *
 twp_server_request_client_address (const TwpServerOptions  *options,
                                    GInetSocketAddress      *peer,
-                                   SoupMessageHeaders      *headers,
+                                   TwpHttpHeaders          *headers,
                                    GError                 **error)
 {
   const char *name;
@@ -149,7 +149,7 @@ twp_server_request_client_address (const TwpServerOptions  *options,
   /* Only the header the proxy itself writes counts: nginx appends to
    * X-Forwarded-For but passes a client's own Forwarded header through. */
   name = options->trust_rfc7239 ? "Forwarded" : "X-Forwarded-For";
-  if (soup_message_headers_get_list (headers, name) == NULL)
+  if (twp_http_headers_get_list (headers, name) == NULL)
     return g_object_ref (peer);
   forwarded = twp_http_forwarded_for_from (headers, options->trust_rfc7239
                                                     ? TWP_HTTP_FORWARDED_RFC7239

@@ -6,9 +6,8 @@
 #pragma once
 
 #include <gio/gio.h>
-#include <libsoup/soup.h>
 
-#include "twp-server.h"
+#include "twp-server-options.h"
 #include "twp-ws-handshake.h"
 
 G_BEGIN_DECLS
@@ -53,7 +52,7 @@ gboolean twp_server_request_is_trusted_proxy (const TwpServerOptions *options,
  * is refused, never carried on as coming from the proxy itself. */
 GInetSocketAddress *twp_server_request_client_address (const TwpServerOptions  *options,
                                                        GInetSocketAddress      *peer,
-                                                       SoupMessageHeaders      *headers,
+                                                       TwpHttpHeaders          *headers,
                                                        GError                 **error);
 
 G_END_DECLS

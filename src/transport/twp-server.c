@@ -8,29 +8,21 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
-#include <sys/stat.h>
-
-#include <glib/gstdio.h>
 
 #include "twp-acceptor.h"
 #include "twp-extorport.h"
 #include "twp-log.h"
 #include "twp-memory-guard.h"
-#include "twp-metrics-endpoint.h"
 #include "twp-pt-env.h"
 #include "twp-server-request.h"
 #include "twp-server-stats.h"
 #include "twp-state-enums.h"
+#include "twp-static-files.h"
 #include "twp-tls-stream.h"
 #include "twp-ws-handshake.h"
 
 #define TRANSPORT_NAME "websocket"
 #define TWP_LISTEN_BACKLOG 4096
-/* Largest file served to plain HTTP requests from static-dir. */
-#define STATIC_FILE_MAX (1024 * 1024)
-/* tor's step (connect, ExtORPort exchange) gets at most this, and at most
- * half the handshake timeout (goptlib uses 5 s, X5). */
-#define TOR_STEP_TIMEOUT_MAX_MS 5000
 /* Kept after tor's step ends in time for the answer (503 or 101) to be
  * written before the handshake deadline. */
 #define ANSWER_GRACE_MS 1000
@@ -70,7 +62,6 @@ enum {
 static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_FINAL_TYPE (TwpServer, twp_server, G_TYPE_OBJECT)
-G_DEFINE_QUARK (twp-server-error-quark, twp_server_error)
 
 static void
 update_state (TwpServer *self)
@@ -103,7 +94,6 @@ typedef struct {
   GCancellable *cancellable;
   GSource *deadline;
   GInetSocketAddress *peer;
-  GByteArray *head;
   TwpWsServerRequest *request;
   GInetSocketAddress *client_address;  /* USERADDR: the peer, or what a trusted proxy says */
   GSocketClient *socket_client;
@@ -116,6 +106,7 @@ typedef struct {
   gboolean tor_timed_out;
   GBytes *ws_leftover;
   char *response;
+  gboolean answering;            /* a refusal counted, its answer being prepared */
   char *counted_address;         /* key held in per_address while counted */
   GList *reading_head_link;      /* in server->reading_head, or NULL */
   gboolean evicted;              /* cancelled to make room (max-connections) */
@@ -220,7 +211,6 @@ server_connection_free (ServerConnection *conn)
   g_clear_object (&conn->ws);
   g_clear_object (&conn->cancellable);
   g_clear_object (&conn->peer);
-  g_clear_pointer (&conn->head, g_byte_array_unref);
   g_clear_pointer (&conn->request, twp_ws_server_request_free);
   g_clear_object (&conn->client_address);
   g_clear_object (&conn->socket_client);
@@ -355,67 +345,32 @@ send_error (ServerConnection *conn,
   send_answer (conn, response, strlen (response));
 }
 
-static const char *
-content_type_for (const char *path)
+static void
+static_file_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
 {
-  static const struct { const char *suffix; const char *type; } types[] = {
-    { ".html", "text/html; charset=utf-8" },
-    { ".css", "text/css" },
-    { ".js", "text/javascript" },
-    { ".txt", "text/plain; charset=utf-8" },
-    { ".png", "image/png" },
-    { ".svg", "image/svg+xml" },
-    { ".ico", "image/x-icon" },
-  };
+  ServerConnection *conn = user_data;
+  gsize length;
+  char *response = twp_static_files_respond_finish (result, &length, NULL);
 
-  for (guint i = 0; i < G_N_ELEMENTS (types); i++)
-    if (g_str_has_suffix (path, types[i].suffix))
-      return types[i].type;
-  return "application/octet-stream";
+  if (response == NULL)
+    {
+      /* Cancelled: the deadline passed or the server stops. */
+      server_connection_close (conn);
+      return;
+    }
+  send_answer (conn, response, length);
 }
 
 /* GET or HEAD with static-dir set (twp_server_request_check () said 200):
- * the file, or a plain 404. */
+ * the file, or a plain 404. The refusal was counted already. */
 static void
 answer_plain_http (ServerConnection *conn)
 {
-  TwpServer *self = conn->server;
-  const char *method = conn->request->method;
-  g_autofree char *path = NULL;
-  g_autofree char *file = NULL;
-  g_autofree char *contents = NULL;
-  g_autoptr(GBytes) body = NULL;
-  GStatBuf info;
-  gsize length;
-  char *query;
-
-  path = g_uri_unescape_string (conn->request->path, "/");
-  if (path == NULL || path[0] != '/' || strstr (path, "..") != NULL)
-    {
-      send_error (conn, path == NULL ? 400 : 404);
-      return;
-    }
-  query = strchr (path, '?');
-  if (query != NULL)
-    *query = '\0';
-  file = g_build_filename (self->options.static_dir, path,
-                           g_str_has_suffix (path, "/") ? "index.html" : NULL, NULL);
-  /* The size is checked before reading: a large file must not be read on
-   * the main loop for every anonymous request. */
-  if (g_stat (file, &info) != 0 || !S_ISREG (info.st_mode) || info.st_size > STATIC_FILE_MAX ||
-      !g_file_get_contents (file, &contents, &length, NULL) || length > STATIC_FILE_MAX)
-    {
-      send_error (conn, 404);
-      return;
-    }
-  body = g_bytes_new_take (g_steal_pointer (&contents), length);
-  {
-    gsize response_length;
-    char *response = twp_http_response_ok (content_type_for (file), body,
-                                           g_strcmp0 (method, "HEAD") == 0, &response_length);
-
-    send_answer (conn, response, response_length);
-  }
+  conn->answering = TRUE;
+  twp_static_files_respond_async (conn->server->options.static_dir, conn->request->method,
+                                  conn->request->path, conn->cancellable, static_file_cb, conn);
 }
 
 /* ---- tor's side -------------------------------------------------------- */
@@ -480,6 +435,13 @@ orport_connected_cb (GObject      *source,
           if (conn->tor_timed_out)
             twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: connecting stalled for %u ms",
                           tor_port_name (self), self->options.orport_timeout_ms);
+          /* tor gives its port once, when it starts us; a reload that
+           * changes ExtORPort moves the listener but keeps us (tor 0.4.9). */
+          else if (self->options.ext_orport != NULL &&
+                   g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
+            twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's Extended ORPort: connection refused "
+                          "on the port tor gave when it started us; if ExtORPort changed since, "
+                          "restart tor");
           else
             twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: %s",
                           tor_port_name (self), error->message);
@@ -599,9 +561,12 @@ refusal_for_status (const TwpWsServerRequest *request,
     }
 }
 
+/* @head is what the client sent so far, @head_len its head (NULL, 0: the
+ * head was too large). */
 static void
 handle_request (ServerConnection *conn,
                 guint             status,
+                GBytes           *head,
                 gsize             head_len)
 {
   TwpServer *self = conn->server;
@@ -623,7 +588,7 @@ handle_request (ServerConnection *conn,
 
   /* Anything the client sent after its request (it should wait for our
    * 101, but may not) is WebSocket data. */
-  conn->ws_leftover = g_bytes_new (conn->head->data + head_len, conn->head->len - head_len);
+  conn->ws_leftover = g_bytes_new_from_bytes (head, head_len, g_bytes_get_size (head) - head_len);
   if (conn->peer != NULL)
     {
       conn->client_address = twp_server_request_client_address (&self->options, conn->peer,
@@ -669,8 +634,6 @@ handle_request (ServerConnection *conn,
   connect_to_tor (conn);
 }
 
-static void read_head (ServerConnection *conn);
-
 static void
 head_read_cb (GObject      *source,
               GAsyncResult *result,
@@ -679,45 +642,42 @@ head_read_cb (GObject      *source,
   ServerConnection *conn = user_data;
   g_autoptr(GError) error = NULL;
   g_autofree char *why = NULL;
-  gssize n;
+  g_autoptr(GBytes) head = NULL;
   gsize head_len;
-  gsize old_len = conn->head->len - 1024;
   guint status;
 
-  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
-  if (n <= 0)
+  head = twp_http_read_head_finish (G_INPUT_STREAM (source), result, &head_len, &error);
+  if (head == NULL && !g_error_matches (error, TWP_HTTP_ERROR, TWP_HTTP_ERROR_TOO_LARGE))
     {
       server_connection_close (conn);
-      return;
-    }
-  g_byte_array_set_size (conn->head, old_len + n);
-
-  status = twp_server_request_check (&conn->server->options, conn->head->data, conn->head->len,
-                                     &head_len, &conn->request, &why);
-  if (status == 0)
-    {
-      read_head (conn);
       return;
     }
   /* A complete head: no longer among the connections closed first when
    * max-connections is reached. */
   stop_reading_head (conn);
+  if (head == NULL)
+    {
+      twp_log_user (TWP_LOG_DEBUG, "answered 400 to a request: %s", error->message);
+      handle_request (conn, 400, NULL, 0);
+      return;
+    }
+
+  status = twp_server_request_check (&conn->server->options, g_bytes_get_data (head, NULL),
+                                     g_bytes_get_size (head), &head_len, &conn->request, &why);
+  /* The reader stopped at the end the check finds. */
+  g_assert (status != 0);
   if (why != NULL)
     twp_log_user (TWP_LOG_DEBUG, "answered %u to a request: %s", status, why);
-  handle_request (conn, status, head_len);
+  handle_request (conn, status, head, head_len);
 }
 
 static void
 read_head (ServerConnection *conn)
 {
-  gsize old_len = conn->head->len;
-
-  /* Small reads: the head is bounded by TWP_HTTP_MAX_HEAD_SIZE and what a
-   * client pipelines behind it is kept as WebSocket data. */
-  g_byte_array_set_size (conn->head, old_len + 1024);
-  g_input_stream_read_async (g_io_stream_get_input_stream (conn->ws),
-                             conn->head->data + old_len, 1024, G_PRIORITY_DEFAULT,
-                             conn->cancellable, head_read_cb, conn);
+  /* The head is bounded by TWP_HTTP_MAX_HEAD_SIZE; what a client
+   * pipelines behind it is kept as WebSocket data. */
+  twp_http_read_head_async (g_io_stream_get_input_stream (conn->ws), NULL, TWP_HTTP_MAX_HEAD_SIZE,
+                            conn->cancellable, head_read_cb, conn);
 }
 
 static void
@@ -752,8 +712,8 @@ deadline_cb (gpointer user_data)
       return G_SOURCE_REMOVE;
     }
   /* Slowloris: whoever does not finish the upgrade in time is dropped.
-   * A refusal still being written was counted already. */
-  if (conn->response == NULL)
+   * A refusal being prepared or written was counted already. */
+  if (conn->response == NULL && !conn->answering)
     twp_server_stats_refused (conn->server->stats, TWP_SERVER_REFUSAL_HANDSHAKE_TIMEOUT);
   g_cancellable_cancel (conn->cancellable);
   return G_SOURCE_REMOVE;
@@ -847,7 +807,6 @@ incoming_cb (TwpAcceptor       *service,
   conn->tcp = g_object_ref (connection);
   conn->cancellable = g_cancellable_new ();
   conn->accepted_at = g_get_monotonic_time ();
-  conn->head = g_byte_array_new ();
   if (G_IS_INET_SOCKET_ADDRESS (peer))
     conn->peer = G_INET_SOCKET_ADDRESS (g_steal_pointer (&peer));
   if (key != NULL)
@@ -878,248 +837,6 @@ incoming_cb (TwpAcceptor       *service,
     {
       conn->ws = g_object_ref (G_IO_STREAM (connection));
       read_head (conn);
-    }
-  return TRUE;
-}
-
-/* ---- options ----------------------------------------------------------- */
-
-void
-twp_server_options_init (TwpServerOptions *options)
-{
-  memset (options, 0, sizeof *options);
-  options->path = g_strdup ("/");
-  /* Enough for a busy bridge; each connection buffers at most about
-   * 100 KiB, so the cap also bounds memory (about 1.6 GiB at worst). */
-  options->max_connections = 16384;
-  /* Generous for NAT and carrier-grade NAT, small against one greedy host. */
-  options->max_connections_per_ip = 256;
-  options->handshake_timeout_ms = 10 * 1000;
-  /* At most half the handshake timeout: twp_server_new () applies that. */
-  options->orport_timeout_ms = TOR_STEP_TIMEOUT_MAX_MS;
-}
-
-void
-twp_server_options_clear (TwpServerOptions *options)
-{
-  g_clear_pointer (&options->orport, g_free);
-  g_clear_pointer (&options->ext_orport, g_free);
-  g_clear_pointer (&options->auth_cookie_file, g_free);
-  g_clear_pointer (&options->path, g_free);
-  g_clear_pointer (&options->allowed_origins, g_strfreev);
-  g_clear_object (&options->tls_certificate);
-  g_clear_pointer (&options->trusted_proxies, g_ptr_array_unref);
-  g_clear_pointer (&options->static_dir, g_free);
-  g_clear_object (&options->metrics_address);
-}
-
-static gboolean
-parse_count (const char  *key,
-             const char  *value,
-             guint64      max,
-             guint64     *out,
-             GError     **error)
-{
-  if (!g_ascii_string_to_unsigned (value, 10, 0, max, out, NULL))
-    {
-      g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                   "%s= must be a number from 0 to %" G_GUINT64_FORMAT, key, max);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-gboolean
-twp_server_options_apply (TwpServerOptions  *options,
-                          TwpArgs           *args,
-                          GError           **error)
-{
-  const char *tls_cert = NULL;
-  const char *tls_key = NULL;
-  g_autoptr(GPtrArray) origins = g_ptr_array_new ();
-
-  for (guint i = 0; i < twp_args_get_length (args); i++)
-    {
-      const char *key = twp_args_get_key (args, i);
-      const char *value = twp_args_get_value (args, i);
-      guint64 number;
-
-      if (g_str_equal (key, "path"))
-        {
-          if (value[0] != '/' || strpbrk (value, "?# \t") != NULL)
-            {
-              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                           "path= must start with / and hold no query");
-              return FALSE;
-            }
-          g_free (options->path);
-          options->path = g_strdup (value);
-        }
-      else if (g_str_equal (key, "origin"))
-        g_ptr_array_add (origins, (gpointer) value);
-      else if (g_str_equal (key, "tls-cert"))
-        tls_cert = value;
-      else if (g_str_equal (key, "tls-key"))
-        tls_key = value;
-      else if (g_str_equal (key, "trusted-proxy"))
-        {
-          g_autoptr(GInetAddressMask) mask = NULL;
-
-          mask = g_inet_address_mask_new_from_string (value, NULL);
-          if (mask == NULL)
-            {
-              g_autoptr(GInetAddress) address = g_inet_address_new_from_string (value);
-
-              if (address != NULL)
-                mask = g_inet_address_mask_new (address, g_inet_address_get_native_size (address) * 8, NULL);
-            }
-          if (mask == NULL)
-            {
-              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                           "trusted-proxy= must be an IP address or ADDRESS/BITS");
-              return FALSE;
-            }
-          if (options->trusted_proxies == NULL)
-            options->trusted_proxies = g_ptr_array_new_with_free_func (g_object_unref);
-          g_ptr_array_add (options->trusted_proxies, g_steal_pointer (&mask));
-        }
-      else if (g_str_equal (key, "trusted-proxy-header"))
-        {
-          if (g_ascii_strcasecmp (value, "x-forwarded-for") == 0)
-            options->trust_rfc7239 = FALSE;
-          else if (g_ascii_strcasecmp (value, "forwarded") == 0)
-            options->trust_rfc7239 = TRUE;
-          else
-            {
-              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                           "trusted-proxy-header= must be x-forwarded-for or forwarded");
-              return FALSE;
-            }
-        }
-      else if (g_str_equal (key, "max-connections"))
-        {
-          if (!parse_count (key, value, G_MAXINT, &number, error))
-            return FALSE;
-          options->max_connections = number;
-        }
-      else if (g_str_equal (key, "max-connections-per-ip"))
-        {
-          if (!parse_count (key, value, G_MAXINT, &number, error))
-            return FALSE;
-          options->max_connections_per_ip = number;
-        }
-      else if (g_str_equal (key, "handshake-timeout"))
-        {
-          if (!parse_count (key, value, 3600, &number, error))
-            return FALSE;
-          if (number == 0)
-            {
-              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                           "handshake-timeout= must be at least 1");
-              return FALSE;
-            }
-          options->handshake_timeout_ms = number * 1000;
-        }
-      else if (g_str_equal (key, "idle-timeout"))
-        {
-          if (!parse_count (key, value, 86400, &number, error))
-            return FALSE;
-          options->relay.idle_timeout_seconds = number;
-        }
-      else if (g_str_equal (key, "stall-timeout"))
-        {
-          if (!parse_count (key, value, 86400, &number, error))
-            return FALSE;
-          options->relay.stall_timeout_seconds = number;
-        }
-      else if (g_str_equal (key, "keepalive"))
-        {
-          if (!parse_count (key, value, 86400, &number, error))
-            return FALSE;
-          options->relay.keepalive_seconds = number;
-        }
-      else if (g_str_equal (key, "max-message-size"))
-        {
-          if (!parse_count (key, value, 64 * 1024 * 1024, &number, error))
-            return FALSE;
-          if (number < 21848)
-            {
-              /* The proposal's later revision: every endpoint takes 16,384
-               * bytes of binary (21,848 characters of base64). */
-              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                           "max-message-size= must be at least 21848");
-              return FALSE;
-            }
-          options->relay.max_message_size = number;
-        }
-      else if (g_str_equal (key, "metrics"))
-        {
-          g_clear_object (&options->metrics_address);
-          options->metrics_address = twp_metrics_address_parse (value, error);
-          if (options->metrics_address == NULL)
-            return FALSE;
-        }
-      else if (g_str_equal (key, "metrics-allow-remote"))
-        {
-          if (!parse_count (key, value, 1, &number, error))
-            return FALSE;
-          options->metrics_allow_remote = number == 1;
-        }
-      else if (g_str_equal (key, "static-dir"))
-        {
-          if (!g_file_test (value, G_FILE_TEST_IS_DIR))
-            {
-              g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                           "static-dir= is not a directory");
-              return FALSE;
-            }
-          g_free (options->static_dir);
-          options->static_dir = g_strdup (value);
-        }
-      else
-        {
-          g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                       "unknown option \"%s\"", key);
-          return FALSE;
-        }
-    }
-
-  if (origins->len > 0)
-    {
-      g_ptr_array_add (origins, NULL);
-      g_strfreev (options->allowed_origins);
-      options->allowed_origins = g_strdupv ((char **) origins->pdata);
-    }
-  if (options->metrics_address != NULL && !options->metrics_allow_remote &&
-      !twp_metrics_address_is_local (options->metrics_address))
-    {
-      /* The address stays out of the message: it may be the bridge's own. */
-      g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                   "metrics= is not a loopback address or a Unix socket: the counters show anyone "
-                   "who reaches them how busy this bridge is, and an open metrics port marks the "
-                   "machine as a bridge to scanners; use 127.0.0.1, [::1] or a socket path, or "
-                   "add metrics-allow-remote=1 if a firewall guards that address");
-      return FALSE;
-    }
-  if ((tls_cert == NULL) != (tls_key == NULL))
-    {
-      g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                   "tls-cert= and tls-key= go together");
-      return FALSE;
-    }
-  if (tls_cert != NULL)
-    {
-      g_autoptr(GError) local_error = NULL;
-      GTlsCertificate *certificate = g_tls_certificate_new_from_files (tls_cert, tls_key, &local_error);
-
-      if (certificate == NULL)
-        {
-          g_set_error (error, TWP_SERVER_ERROR, TWP_SERVER_ERROR_INVALID_OPTION,
-                       "cannot load tls-cert=/tls-key=: %s", local_error->message);
-          return FALSE;
-        }
-      g_clear_object (&options->tls_certificate);
-      options->tls_certificate = certificate;
     }
   return TRUE;
 }

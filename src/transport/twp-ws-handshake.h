@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The RFC 6455 opening handshake on both ends, plus the few plain HTTP
- * responses a WebSocket server needs to look like an ordinary web server.
- * Pure functions on memory (no I/O): the caller reads the head with
- * twp_http_find_head_end() and hands it over, so every byte a peer can send
- * is reachable from a fuzz target. Header parsing is libsoup's. */
+/* The RFC 6455 opening handshake on both ends. Pure functions on memory
+ * (no I/O): the caller finds the head with twp_http_find_head_end() and
+ * hands it over, so every byte a peer can send is reachable from a fuzz
+ * target. Plain HTTP (responses, proxies' headers) is in twp-http.h. */
 #pragma once
 
 #include <glib.h>
-#include <libsoup/soup.h>
+
+#include "twp-http.h"
 
 G_BEGIN_DECLS
 
@@ -25,19 +25,6 @@ typedef enum {
 } TwpWsHandshakeError;
 
 GQuark twp_ws_handshake_error_quark (void);
-
-/* Largest HTTP head (request or status line, headers, final empty line) we
- * buffer from a peer: browsers send about 600 bytes, nginx accepts 8 KiB. */
-#define TWP_HTTP_MAX_HEAD_SIZE 8192
-
-/* Returns the length of the HTTP head in @buf including the empty line that
- * ends it, or 0 when it is not complete yet. Lines may end in CRLF or in a
- * bare LF (RFC 7230 section 3.5, lenient on receive). Sets TOO_LARGE and
- * returns 0 when the first TWP_HTTP_MAX_HEAD_SIZE bytes hold no end. Call it
- * again on the whole buffer after each read. */
-gsize twp_http_find_head_end (const guint8  *buf,
-                              gsize          len,
-                              GError       **error);
 
 /* base64 (SHA-1 (@key + RFC 6455 GUID)), the Sec-WebSocket-Accept value. */
 char *twp_ws_compute_accept (const char *key);
@@ -103,7 +90,7 @@ typedef struct {
   char *key;                   /* Sec-WebSocket-Key (validated: base64 of 16 bytes); set only for UPGRADE */
   gboolean wants_base64;       /* "base64" among the comma-separated Sec-WebSocket-Protocol tokens */
   gboolean offered_extensions; /* client offered e.g. permessage-deflate: we ignore it (never negotiate) */
-  SoupMessageHeaders *headers; /* all request headers, for X-Forwarded-For etc. */
+  TwpHttpHeaders *headers;     /* all request headers, for X-Forwarded-For etc. */
   const char *reason;          /* static text saying why kind is not UPGRADE, for the log; NULL for UPGRADE */
 } TwpWsServerRequest;
 
@@ -128,42 +115,5 @@ TwpWsServerRequest *twp_ws_server_request_parse (const char  *head,
  * never Sec-WebSocket-Extensions. @key is a validated request key. */
 char *twp_ws_server_response_accept (const char *key,
                                      gboolean    base64);
-
-/* A complete HTTP/1.1 error response that looks like nginx's: Server: nginx,
- * Date, Content-Type: text/html, Content-Length, Connection: close and a
- * short HTML body. @status is one of 400, 403, 404, 405 (adds Allow),
- * 426 (adds Sec-WebSocket-Version: 13, Upgrade: websocket and the upgrade
- * connection option RFC 7230 section 6.7 requires), 429, 503. */
-char *twp_http_response_error (guint status);
-
-/* A 200 response with @body as @content_type (no CR/LF in it), the same
- * headers as above. @head_only (a HEAD request) omits the body but keeps its
- * Content-Length. The result may hold NUL bytes from @body: its size is
- * returned in @length. */
-char *twp_http_response_ok (const char *content_type,
-                            GBytes     *body,
-                            gboolean    head_only,
-                            gsize      *length);
-
-/* Reverse proxies. Both return the client address added by the LAST
- * (nearest) proxy, i.e. the rightmost list element, as a canonical IP
- * literal without brackets or port (IPv4-mapped IPv6 as IPv4), or NULL when
- * absent or unusable ("unknown", obfuscated "_x", hostnames, zone IDs,
- * addresses no client can have: unspecified, broadcast, reserved,
- * multicast; a list with an unterminated quoted-string; garbage). A client can
- * send either header itself and a proxy passes through the one it does not
- * set: when the operator knows which one the proxy sets, use
- * twp_http_forwarded_for_from() with that source. */
-typedef enum {
-  TWP_HTTP_FORWARDED_ANY,             /* Forwarded if present (even if unusable), else X-Forwarded-For */
-  TWP_HTTP_FORWARDED_RFC7239,         /* only the RFC 7239 Forwarded "for=" parameter */
-  TWP_HTTP_FORWARDED_X_FORWARDED_FOR, /* only X-Forwarded-For */
-} TwpHttpForwardedSource;
-
-char *twp_http_forwarded_for_from (SoupMessageHeaders     *headers,
-                                   TwpHttpForwardedSource  source);
-/* Same as twp_http_forwarded_for_from (headers, TWP_HTTP_FORWARDED_ANY).
- * Several header lines of the same name count as one joined list. */
-char *twp_http_forwarded_for (SoupMessageHeaders *headers);
 
 G_END_DECLS

@@ -31,35 +31,10 @@
 #include "twp-monitor.h"
 #include "twp-transport-group.h"
 #include "twp-window.h"
+#include "twp-test-utils.h"
 
-/* Every wait has a deadline and fails loudly when it passes. */
-#define WAIT_UNTIL(cond, seconds, what)                                      \
-  G_STMT_START {                                                             \
-    gint64 _deadline = g_get_monotonic_time () + (seconds) * G_USEC_PER_SEC; \
-    while (!(cond))                                                          \
-      {                                                                      \
-        if (g_get_monotonic_time () > _deadline)                             \
-          g_error ("Timed out after %d s waiting for %s", (int) (seconds), what); \
-        g_main_context_iteration (NULL, FALSE);                              \
-        g_usleep (2000);                                                     \
-      }                                                                      \
-  } G_STMT_END
 
 /* ---- peers ------------------------------------------------------------- */
-
-static guint16
-listen_loopback (GSocketService *service)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-
-  g_socket_listener_add_address (G_SOCKET_LISTENER (service), address, G_SOCKET_TYPE_STREAM,
-                                 G_SOCKET_PROTOCOL_TCP, NULL, &bound, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
 
 static gboolean
 echo_incoming_cb (GSocketService    *service,
@@ -227,7 +202,7 @@ child_free (Child *child)
 {
   if (!child->exited)
     g_subprocess_force_exit (child->process);
-  WAIT_UNTIL (child->exited && child->eof, 10, "a child to exit");
+  TWP_TEST_ASSERT_WAIT (child->exited && child->eof, 10000, "a child to exit");
   g_object_unref (child->out);
   g_object_unref (child->process);
   g_ptr_array_unref (child->lines);
@@ -311,7 +286,7 @@ socks_open (guint16     port,
   SocksJob job = { .port = port, .args = args, .target = { 192, 0, 2, target_last_octet }, .rep = -1 };
   GThread *thread = g_thread_new ("socks", socks_thread, &job);
 
-  WAIT_UNTIL (g_atomic_int_get (&job.done), 20, "the SOCKS reply");
+  TWP_TEST_ASSERT_WAIT (g_atomic_int_get (&job.done), 20000, "the SOCKS reply");
   g_thread_join (thread);
   *rep = job.rep;
   return job.connection;
@@ -370,9 +345,9 @@ copy_diagnostics (TwpEventsDialog *dialog,
 
   gtk_switch_set_active (twp_events_dialog_get_unredacted_switch (dialog), unredacted);
   gtk_widget_activate (GTK_WIDGET (twp_events_dialog_get_copy_button (dialog)));
-  WAIT_UNTIL (twp_events_dialog_get_n_copied (dialog) > copied, 10, "the diagnostics");
+  TWP_TEST_ASSERT_WAIT (twp_events_dialog_get_n_copied (dialog) > copied, 10000, "the diagnostics");
   gdk_clipboard_read_text_async (clipboard, NULL, store_result_cb, &result);
-  WAIT_UNTIL (result != NULL, 5, "the clipboard");
+  TWP_TEST_ASSERT_WAIT (result != NULL, 5000, "the clipboard");
   return gdk_clipboard_read_text_finish (clipboard, result, NULL);
 }
 
@@ -467,9 +442,9 @@ test_end_to_end (void)
   g_assert_nonnull (binary);
 
   /* Peers. */
-  echo_port = listen_loopback (echo);
+  echo_port = twp_test_listener_add_loopback (G_SOCKET_LISTENER (echo));
   g_signal_connect (echo, "incoming", G_CALLBACK (echo_incoming_cb), NULL);
-  refuse_port = listen_loopback (refuse);
+  refuse_port = twp_test_listener_add_loopback (G_SOCKET_LISTENER (refuse));
   g_signal_connect (refuse, "incoming", G_CALLBACK (refuse_incoming_cb), requests);
 
   /* The real server, off the bus: only the client is the app's business. */
@@ -478,7 +453,7 @@ test_end_to_end (void)
   echo_arg = g_strdup_printf ("127.0.0.1:%u", echo_port);
   server_argv[5] = echo_arg;
   server = child_spawn (server_argv, server_env, G_SUBPROCESS_FLAGS_NONE);
-  WAIT_UNTIL ((ws_port = child_port (server, "listening on 127.0.0.1:")) != 0 || server->eof, 10,
+  TWP_TEST_ASSERT_WAIT ((ws_port = child_port (server, "listening on 127.0.0.1:")) != 0 || server->eof, 10000,
               "the server to listen");
   g_assert_cmpuint (ws_port, !=, 0);
 
@@ -503,17 +478,17 @@ test_end_to_end (void)
   client_env = g_environ_setenv (client_env, "TOR_PT_STATE_LOCATION", state_dir, TRUE);
   client_env = g_environ_setenv (client_env, "TOR_PT_EXIT_ON_STDIN_CLOSE", "1", TRUE);
   client = child_spawn (client_argv, client_env, G_SUBPROCESS_FLAGS_STDIN_PIPE);
-  WAIT_UNTIL ((socks_port = child_port (client, "CMETHOD websocket socks5 127.0.0.1:")) != 0 || client->eof, 10,
+  TWP_TEST_ASSERT_WAIT ((socks_port = child_port (client, "CMETHOD websocket socks5 127.0.0.1:")) != 0 || client->eof, 10000,
               "CMETHOD");
   g_assert_cmpuint (socks_port, !=, 0);
 
   /* It appears live (NameOwnerChanged, no polling). */
-  WAIT_UNTIL (g_list_model_get_n_items (twp_monitor_get_instances (monitor)) == 1, 10, "the transport on the bus");
+  TWP_TEST_ASSERT_WAIT (g_list_model_get_n_items (twp_monitor_get_instances (monitor)) == 1, 10000, "the transport on the bus");
   instance = g_list_model_get_item (twp_monitor_get_instances (monitor), 0);
   g_assert_cmpstr (twp_dbus_transport_get_role (twp_instance_get_transport (instance)), ==, "client");
   g_assert_cmpuint (twp_instance_get_pid (instance), ==,
                     (guint) g_ascii_strtoull (g_subprocess_get_identifier (client->process), NULL, 10));
-  WAIT_UNTIL (!twp_window_is_empty (window), 5, "the list page");
+  TWP_TEST_ASSERT_WAIT (!twp_window_is_empty (window), 5000, "the list page");
   g_assert_nonnull (twp_window_get_group (window, instance));
 
   /* Connected: a tunnel through the real server to the echo peer. */
@@ -529,18 +504,16 @@ test_end_to_end (void)
 
     /* Asynchronous: the echo peer runs on this thread's main context. */
     g_input_stream_read_all_async (in, buffer, 5, G_PRIORITY_DEFAULT, NULL, store_result_cb, &result);
-    WAIT_UNTIL (result != NULL, 10, "the echo");
+    TWP_TEST_ASSERT_WAIT (result != NULL, 10000, "the echo");
     g_assert_true (g_input_stream_read_all_finish (in, result, &got, NULL));
     g_assert_cmpmem (buffer, got, "hello", 5);
   }
-  WAIT_UNTIL ((good = bridge_row (window, instance, 0)) != NULL &&
-              row_description_has (good, "Connected") && twp_bridge_row_get_host (good) != NULL,
-              10, "the bridge row to say Connected");
+  TWP_TEST_ASSERT_WAIT ((good = bridge_row (window, instance, 0)) != NULL &&
+              row_description_has (good, "Connected") && twp_bridge_row_get_host (good) != NULL, 10000, "the bridge row to say Connected");
   /* Counters arrive at most once a second. */
-  WAIT_UNTIL (twp_dbus_bridge_get_attempts (twp_bridge_row_get_bridge (good)) >= 1 &&
+  TWP_TEST_ASSERT_WAIT (twp_dbus_bridge_get_attempts (twp_bridge_row_get_bridge (good)) >= 1 &&
               twp_dbus_bridge_get_bytes_sent (twp_bridge_row_get_bridge (good)) >= 5 &&
-              row_description_has (good, "1 attempt, 0 failed"),
-              5, "the bridge's counters");
+              row_description_has (good, "1 attempt, 0 failed"), 5000, "the bridge's counters");
   g_assert_cmpstr (twp_bridge_row_get_host (good), ==, "127.0.0.1");
   g_assert_cmpstr (twp_bridge_row_get_accessible_label (good), ==, "Bridge 127.0.0.1");
   g_assert_true (g_str_has_prefix (twp_bridge_row_get_state_text (good), "Connected"));
@@ -555,9 +528,8 @@ test_end_to_end (void)
   g_assert_cmpint (rep, !=, 0);
   g_assert_cmpuint (requests->len, ==, 1);
   g_assert_false (any_request_has (requests, 0, "sec-websocket-protocol: base64"));
-  WAIT_UNTIL ((bad = bridge_row (window, instance, 1)) != NULL &&
-              row_description_has (bad, "Server refused the upgrade (HTTP 403) — check the url= path"),
-              10, "the failure reason");
+  TWP_TEST_ASSERT_WAIT ((bad = bridge_row (window, instance, 1)) != NULL &&
+              row_description_has (bad, "Server refused the upgrade (HTTP 403) — check the url= path"), 10000, "the failure reason");
   g_assert_true (g_str_has_prefix (twp_bridge_row_get_state_text (bad), "Failing"));
   /* The number comes from LastFailureCode, not from the details text. */
   g_assert_cmpuint (twp_dbus_bridge_get_last_failure_code (twp_bridge_row_get_bridge (bad)), ==, 403);
@@ -575,7 +547,7 @@ test_end_to_end (void)
   /* Test: inline result, from a new handshake. Test's reply has no
    * failure code, and its details are not parsed: the reason alone. */
   gtk_widget_activate (GTK_WIDGET (twp_bridge_row_get_test_button (bad)));
-  WAIT_UNTIL (twp_bridge_row_get_test_result (bad) != NULL, 20, "the test result");
+  TWP_TEST_ASSERT_WAIT (twp_bridge_row_get_test_result (bad) != NULL, 20000, "the test result");
   g_assert_cmpstr (twp_bridge_row_get_test_result (bad), ==,
                    "Test failed (step: HTTP upgrade): Server refused the upgrade — check the url= path");
   /* Its 20 s timeout was per call: the shared proxy keeps the default. */
@@ -593,7 +565,7 @@ test_end_to_end (void)
 
     gtk_window_set_transient_for (GTK_WINDOW (dialog), GTK_WINDOW (window));
     gtk_window_present (GTK_WINDOW (dialog));
-    WAIT_UNTIL (twp_events_dialog_get_n_events (dialog) >= 1, 10, "the recent events");
+    TWP_TEST_ASSERT_WAIT (twp_events_dialog_get_n_events (dialog) >= 1, 10000, "the recent events");
     save_screenshot (GTK_WIDGET (dialog), "applet-events.png");
     redacted = copy_diagnostics (dialog, FALSE);
     g_assert_nonnull (redacted);
@@ -609,7 +581,7 @@ test_end_to_end (void)
   save_screenshot (GTK_WIDGET (window), "applet-failing-dark.png");
   adw_style_manager_set_color_scheme (adw_style_manager_get_default (), ADW_COLOR_SCHEME_DEFAULT);
   gtk_window_set_default_size (GTK_WINDOW (window), 360, 720);
-  WAIT_UNTIL (gtk_widget_get_width (GTK_WIDGET (window)) <= 400, 5, "the narrow window");
+  TWP_TEST_ASSERT_WAIT (gtk_widget_get_width (GTK_WIDGET (window)) <= 400, 5000, "the narrow window");
   save_screenshot (GTK_WIDGET (window), "applet-narrow.png");
   gtk_window_set_default_size (GTK_WINDOW (window), 560, 720);
 
@@ -619,13 +591,12 @@ test_end_to_end (void)
   g_assert_false (gtk_switch_get_active (mode_switch));
   /* As a click does: GtkSwitch emits state-set, then notify::active. */
   gtk_switch_set_active (mode_switch, TRUE);
-  WAIT_UNTIL (g_strcmp0 (twp_dbus_transport_get_frame_mode (twp_instance_get_transport (instance)), "base64") == 0,
-              10, "FrameMode to change");
+  TWP_TEST_ASSERT_WAIT (g_strcmp0 (twp_dbus_transport_get_frame_mode (twp_instance_get_transport (instance)), "base64") == 0, 10000, "FrameMode to change");
   mode = get_frame_mode_over_dbus (bus, twp_instance_get_bus_name (instance));
   g_assert_cmpstr (mode, ==, "base64");
   first_refused = requests->len;
   g_assert_null (socks_open (socks_port, refuse_args, 2, &rep));
-  WAIT_UNTIL (requests->len > first_refused, 10, "the next handshake");
+  TWP_TEST_ASSERT_WAIT (requests->len > first_refused, 10000, "the next handshake");
   g_assert_true (any_request_has (requests, first_refused, "sec-websocket-protocol: base64"));
 
   /* A script changes it back: the switch follows (PropertiesChanged). */
@@ -635,13 +606,13 @@ test_end_to_end (void)
                                               g_variant_new_string ("binary")),
                                NULL, G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &error);
   g_assert_no_error (error);
-  WAIT_UNTIL (!gtk_switch_get_active (mode_switch), 10, "the switch to follow the script");
+  TWP_TEST_ASSERT_WAIT (!gtk_switch_get_active (mode_switch), 10000, "the switch to follow the script");
 
   /* The transport stops (tor closes its stdin): the empty state. */
   g_io_stream_close (G_IO_STREAM (tunnel), NULL, NULL);
   g_output_stream_close (g_subprocess_get_stdin_pipe (client->process), NULL, NULL);
-  WAIT_UNTIL (client->exited, 10, "the transport to exit");
-  WAIT_UNTIL (twp_window_is_empty (window), 10, "the empty state");
+  TWP_TEST_ASSERT_WAIT (client->exited, 10000, "the transport to exit");
+  TWP_TEST_ASSERT_WAIT (twp_window_is_empty (window), 10000, "the empty state");
   g_assert_cmpuint (g_list_model_get_n_items (twp_monitor_get_instances (monitor)), ==, 0);
   save_screenshot (GTK_WIDGET (window), "applet-empty.png");
 

@@ -22,23 +22,12 @@
 #include "twp-events-dialog-private.h"
 #include "twp-instance.h"
 #include "twp-transport-group.h"
+#include "twp-test-utils.h"
 /* TWP_DBUS_WITHHELD, the transport's placeholder (glib-object.h only). */
 #include "../../src/dbus/twp-dbus-private.h"
 
 #define ROOT_PATH "/io/github/TorWebSocketProxy1"
 
-/* Every wait has a deadline and fails loudly when it passes. */
-#define WAIT_UNTIL(cond, seconds, what)                                      \
-  G_STMT_START {                                                             \
-    gint64 _deadline = g_get_monotonic_time () + (seconds) * G_USEC_PER_SEC; \
-    while (!(cond))                                                          \
-      {                                                                      \
-        if (g_get_monotonic_time () > _deadline)                             \
-          g_error ("Timed out after %d s waiting for %s", (int) (seconds), what); \
-        g_main_context_iteration (NULL, FALSE);                              \
-        g_usleep (2000);                                                     \
-      }                                                                      \
-  } G_STMT_END
 
 typedef struct
 {
@@ -137,8 +126,8 @@ fixture_set_up (Fixture       *fixture,
   connection = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
   g_assert_no_error (error);
   twp_instance_new_async (connection, name, NULL, instance_ready_cb, fixture);
-  WAIT_UNTIL (fixture->instance != NULL, 10, "the fake transport");
-  WAIT_UNTIL (g_list_model_get_n_items (twp_instance_get_bridges (fixture->instance)) == 1, 10, "the fake bridge");
+  TWP_TEST_ASSERT_WAIT (fixture->instance != NULL, 10000, "the fake transport");
+  TWP_TEST_ASSERT_WAIT (g_list_model_get_n_items (twp_instance_get_bridges (fixture->instance)) == 1, 10000, "the fake bridge");
 }
 
 static void
@@ -181,8 +170,7 @@ test_mode_switch_race (Fixture       *fixture,
   /* On, off: the transport ends at binary, having seen base64 on the way. */
   gtk_switch_set_active (mode_switch, TRUE);
   gtk_switch_set_active (mode_switch, FALSE);
-  WAIT_UNTIL (fixture->modes_set->len >= 2 && g_strcmp0 (twp_dbus_transport_get_frame_mode (proxy), "binary") == 0,
-              10, "the second toggle to reach the transport");
+  TWP_TEST_ASSERT_WAIT (fixture->modes_set->len >= 2 && g_strcmp0 (twp_dbus_transport_get_frame_mode (proxy), "binary") == 0, 10000, "the second toggle to reach the transport");
   spin (200);
   g_assert_cmpuint (fixture->modes_set->len, ==, 2);
   g_assert_cmpstr (g_ptr_array_index (fixture->modes_set, 0), ==, "base64");
@@ -193,7 +181,7 @@ test_mode_switch_race (Fixture       *fixture,
   gtk_switch_set_active (mode_switch, TRUE);
   gtk_switch_set_active (mode_switch, FALSE);
   gtk_switch_set_active (mode_switch, TRUE);
-  WAIT_UNTIL (g_strcmp0 (twp_dbus_transport_get_frame_mode (proxy), "base64") == 0, 10, "base64 at the transport");
+  TWP_TEST_ASSERT_WAIT (g_strcmp0 (twp_dbus_transport_get_frame_mode (proxy), "base64") == 0, 10000, "base64 at the transport");
   spin (200);
   g_assert_cmpuint (fixture->modes_set->len, ==, 3);
   g_assert_cmpstr (last_mode_set (fixture), ==, "base64");
@@ -201,7 +189,7 @@ test_mode_switch_race (Fixture       *fixture,
 
   /* A script sets binary: the switch follows, and sends nothing back. */
   twp_dbus_transport_set_frame_mode (fixture->transport, "binary");
-  WAIT_UNTIL (!gtk_switch_get_active (mode_switch), 10, "the switch to follow a script");
+  TWP_TEST_ASSERT_WAIT (!gtk_switch_get_active (mode_switch), 10000, "the switch to follow a script");
   spin (200);
   g_assert_cmpuint (fixture->modes_set->len, ==, 4);
   g_assert_cmpstr (last_mode_set (fixture), ==, "binary");
@@ -227,9 +215,8 @@ test_bridge_code (Fixture       *fixture,
   /* A new failure: the row follows the code, never the text. */
   twp_dbus_bridge_set_last_failure_reason (fixture->bridge, 90);
   twp_dbus_bridge_set_last_failure_code (fixture->bridge, 404);
-  WAIT_UNTIL (g_strcmp0 (twp_bridge_row_get_reason_text (TWP_BRIDGE_ROW (row)),
-                         "Server refused the upgrade (HTTP 404) — check the url= path") == 0,
-              10, "the new failure code");
+  TWP_TEST_ASSERT_WAIT (g_strcmp0 (twp_bridge_row_get_reason_text (TWP_BRIDGE_ROW (row)),
+                         "Server refused the upgrade (HTTP 404) — check the url= path") == 0, 10000, "the new failure code");
   g_assert_nonnull (strstr (twp_bridge_row_get_accessible_description (TWP_BRIDGE_ROW (row)), "(HTTP 404)"));
   gtk_window_destroy (GTK_WINDOW (window));
 }
@@ -245,19 +232,19 @@ test_events_dialog (Fixture       *fixture,
   gtk_window_present (GTK_WINDOW (dialog));
   /* Events sent before the failed answer arrived are dropped; keep
    * sending until one shows. */
-  WAIT_UNTIL ((twp_dbus_transport_emit_event (fixture->transport, 1, 1, TWP_DBUS_WITHHELD), spin (20),
-               twp_events_dialog_get_n_events (dialog) >= 1),
-              10, "a live event after GetRecentEvents failed");
+  TWP_TEST_ASSERT_WAIT ((twp_dbus_transport_emit_event (fixture->transport, 1, 1, TWP_DBUS_WITHHELD), spin (20),
+               twp_events_dialog_get_n_events (dialog) >= 1), 10000, "a live event after GetRecentEvents failed");
   g_assert_cmpstr (twp_events_dialog_get_event_text (dialog, 0), ==,
                    "Details withheld (unsafe logging is on); see Copy diagnostics");
   n_events = twp_events_dialog_get_n_events (dialog);
   twp_dbus_transport_emit_event (fixture->transport, 2, 2, "frame mode set to base64");
   /* Withheld events the loop above sent may still be arriving (a loaded
    * machine): the plain one comes after them, as the last. */
-  WAIT_UNTIL (twp_events_dialog_get_n_events (dialog) > n_events &&
-              g_strcmp0 (twp_events_dialog_get_event_text (dialog, twp_events_dialog_get_n_events (dialog) - 1),
-                         "frame mode set to base64") == 0,
-              10, "a plain event");
+  TWP_TEST_ASSERT_WAIT (twp_events_dialog_get_n_events (dialog) > n_events &&
+                        g_strcmp0 (twp_events_dialog_get_event_text (dialog,
+                                                                     twp_events_dialog_get_n_events (dialog) - 1),
+                                   "frame mode set to base64") == 0,
+                        10000, "a plain event");
   for (guint i = n_events; i + 1 < twp_events_dialog_get_n_events (dialog); i++)
     g_assert_cmpstr (twp_events_dialog_get_event_text (dialog, i), ==,
                      "Details withheld (unsafe logging is on); see Copy diagnostics");

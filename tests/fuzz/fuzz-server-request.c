@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Drives the server's own entry point for a request head: the bytes arrive
- * in reads as a client sends them, and after each read the server asks
- * twp_server_request_check () what to answer, exactly as head_read_cb ()
- * does; then, for an upgrade, which client address to report to tor (from
+ * in reads as a client sends them, and after each read
+ * twp_server_request_check () is asked what to answer (the server asks once
+ * twp_http_read_head_async () has the head, the first answer other than
+ * 0 here); then, for an upgrade, which client address to report to tor (from
  * a trusted proxy and from anyone else). Checks that the answer is one the
  * server can send, does not depend on how the bytes were split, and that
  * no address a client cannot have comes out. */

@@ -185,7 +185,12 @@ _USED_PORTS = set()
 
 
 def free_port():
-    """An unused TCP port on 127.0.0.1 (never one we handed out before)."""
+    """An unused TCP port on 127.0.0.1 (never one we handed out before).
+
+    tor binds these itself, and the torrc files (and the authorities' view
+    of the network) must name them before it starts, so port 0 cannot serve:
+    another process may take the port in between, a race we accept here.
+    """
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((LOOPBACK, 0))
