@@ -186,6 +186,14 @@ twp_dial_get_http_status (TwpDial *self)
   return self->http_status;
 }
 
+gboolean
+twp_dial_holds_source_for_testing (TwpDial *self)
+{
+  g_return_val_if_fail (TWP_IS_DIAL (self), FALSE);
+
+  return self->deadline_source != NULL;
+}
+
 /* ---- failure ----------------------------------------------------------- */
 
 static const char *
@@ -246,6 +254,7 @@ fail (TwpDial *self,
 
   if (self->deadline_source != NULL)
     g_source_destroy (self->deadline_source);
+  g_clear_pointer (&self->deadline_source, g_source_unref);
   g_cancellable_cancel (self->cancellable);
   g_task_return_new_error (task, TWP_DIAL_ERROR, code, "%s", message->str);
 }
@@ -321,8 +330,13 @@ response_read_cb (GObject      *source,
   leftover = g_bytes_new_from_bytes (head, head_len, g_bytes_get_size (head) - head_len);
   set_phase (self, TWP_DIAL_PHASE_OPEN);
 
+  /* Drop it too: GLib unlinks a destroyed source from the main context
+   * only at its last unref, and the client keeps the dial as long as the
+   * tunnel, so every open tunnel kept one more source for each main loop
+   * iteration to walk. */
   if (self->deadline_source != NULL)
     g_source_destroy (self->deadline_source);
+  g_clear_pointer (&self->deadline_source, g_source_unref);
   task = g_steal_pointer (&self->task);
   g_task_set_task_data (task, g_steal_pointer (&leftover), (GDestroyNotify) g_bytes_unref);
   g_task_return_pointer (task, g_steal_pointer (&self->stream), g_object_unref);

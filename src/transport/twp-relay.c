@@ -108,6 +108,7 @@ struct _TwpRelay
   GCancellable *cancellable;        /* cancels our own pending I/O on teardown */
   GCancellable *external_cancellable;
   gulong external_cancelled_id;
+  GMainContext *context;            /* run_async's: teardown runs there */
   GSource *close_timeout_source;
   GError *error;                    /* first reason the tunnel failed */
 
@@ -673,6 +674,7 @@ twp_relay_dispose (GObject *object)
     g_cancellable_disconnect (self->external_cancellable, self->external_cancelled_id);
   self->external_cancelled_id = 0;
   g_clear_object (&self->external_cancellable);
+  g_clear_pointer (&self->context, g_main_context_unref);
   stop_ticking (self);
   end_stop (&self->tcp_end);
   end_stop (&self->ws_end);
@@ -1611,15 +1613,25 @@ relay_tick (TwpRelay *self,
     }
 }
 
+static gboolean cancelled_idle_cb (gpointer user_data);
+
 static void
 external_cancelled_cb (GCancellable *cancellable,
                        gpointer      user_data)
 {
   TwpRelay *self = user_data;
+  GSource *source;
 
-  /* May run in the thread that cancelled: only forward, and let our own
-   * cancellable's source tear down in our context. */
+  /* May run in the thread that cancelled: only forward, and tear down in
+   * our context. The source is made now, not kept per relay waiting on our
+   * cancellable: GLib's main loop walks every attached source on each
+   * wakeup, so one per open tunnel made each event cost O(tunnels). */
   g_cancellable_cancel (self->cancellable);
+  source = g_idle_source_new ();
+  g_source_set_static_name (source, "[twp] relay cancelled");
+  g_source_set_callback (source, cancelled_idle_cb, g_object_ref (self), g_object_unref);
+  g_source_attach (source, self->context);
+  g_source_unref (source);
 }
 
 static void
@@ -1632,8 +1644,7 @@ twp_relay_cancelled (TwpRelay *self)
 }
 
 static gboolean
-cancelled_idle_cb (GCancellable *cancellable,
-                   gpointer      user_data)
+cancelled_idle_cb (gpointer user_data)
 {
   twp_relay_cancelled (TWP_RELAY (user_data));
   return G_SOURCE_REMOVE;
@@ -1660,17 +1671,10 @@ twp_relay_run_async (TwpRelay            *self,
 
   if (cancellable != NULL)
     {
-      GSource *source;
-
+      self->context = g_main_context_ref_thread_default ();
       self->external_cancellable = g_object_ref (cancellable);
       self->external_cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (external_cancelled_cb),
                                                            self, NULL);
-      /* Our own cancellable ending means teardown; watch it from our context. */
-      source = g_cancellable_source_new (self->cancellable);
-      g_source_set_static_name (source, "[twp] relay cancelled");
-      g_source_set_callback (source, G_SOURCE_FUNC (cancelled_idle_cb), g_object_ref (self), g_object_unref);
-      g_source_attach (source, g_main_context_get_thread_default ());
-      g_source_unref (source);
     }
 
   /* Every relay ticks: the stall check applies to all of them. */
