@@ -5,10 +5,11 @@
 
 #include "twp-extorport.h"
 
+#include "twp-random.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -508,52 +509,6 @@ handshake_data_free (gpointer user_data)
   g_free (data);
 }
 
-static gboolean
-fill_random (guint8  *buf,
-             gsize    len,
-             GError **error)
-{
-  gsize done = 0;
-
-  while (done < len)
-    {
-      ssize_t n = getrandom (buf + done, len - done, 0);
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0 && errno == ENOSYS)
-        {
-          /* Kernel older than 3.17: fall back to the urandom device. */
-          int fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-          if (fd < 0)
-            break;
-          while (done < len)
-            {
-              ssize_t m = read (fd, buf + done, len - done);
-
-              if (m < 0 && errno == EINTR)
-                continue;
-              if (m <= 0)
-                break;
-              done += (gsize) m;
-            }
-          close (fd);
-          break;
-        }
-      if (n < 0)
-        break;
-      done += (gsize) n;
-    }
-  if (done < len)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                           "Cannot get random bytes for the ExtORPort nonce");
-      return FALSE;
-    }
-  return TRUE;
-}
-
 static void
 handshake_return (GTask  *task,
                   GError *error)
@@ -800,7 +755,7 @@ twp_extorport_handshake_async (GIOStream           *stream,
   data->metadata = twp_extorport_build_metadata (client_address, transport, &error);
   if (data->metadata == NULL ||
       !twp_extorport_read_cookie (cookie_path, data->cookie, &error) ||
-      !fill_random (data->hello + 1, TWP_EXTORPORT_NONCE_LEN, &error))
+      !twp_random_bytes (data->hello + 1, TWP_EXTORPORT_NONCE_LEN, &error))
     {
       handshake_return (task, error);
       return;

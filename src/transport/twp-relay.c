@@ -9,11 +9,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "twp-base64.h"
+#include "twp-random.h"
 #include "twp-reactor.h"
 #include "twp-ws-frame.h"
 
@@ -249,17 +249,8 @@ random_mask (guint8 mask[4])
 
   if (pool_pos + 4 > sizeof pool)
     {
-      gsize filled = 0;
-
-      while (filled < sizeof pool)
-        {
-          ssize_t n = getrandom (pool + filled, sizeof pool - filled, 0);
-
-          if (n > 0)
-            filled += n;
-          else if (errno != EINTR)
-            g_error ("getrandom failed: %s", g_strerror (errno));
-        }
+      /* No error path here, and no weaker generator will do. */
+      twp_random_bytes_or_die (pool, sizeof pool);
       pool_pos = 0;
     }
   memcpy (mask, pool + pool_pos, 4);
