@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 
+#include "twp-deadline.h"
 #include "twp-log.h"
 #include "twp-ws-handshake.h"
 
@@ -26,9 +27,7 @@ struct _TwpDial
   /* owned */
   GTask *task;
   GCancellable *cancellable;
-  GCancellable *external_cancellable;
-  gulong external_cancelled_id;
-  GSource *deadline_source;
+  TwpDeadline *deadline;            /* the caller's cancel and our timeout */
   GSocketClient *client;
   GIOStream *stream;
   char *key;
@@ -36,7 +35,6 @@ struct _TwpDial
   GByteArray *response;
 
   gboolean base64;
-  gboolean timed_out;
   TwpDialPhase phase;
   guint http_status;
 };
@@ -94,13 +92,7 @@ twp_dial_dispose (GObject *object)
 {
   TwpDial *self = TWP_DIAL (object);
 
-  if (self->deadline_source != NULL)
-    g_source_destroy (self->deadline_source);
-  g_clear_pointer (&self->deadline_source, g_source_unref);
-  if (self->external_cancelled_id != 0)
-    g_cancellable_disconnect (self->external_cancellable, self->external_cancelled_id);
-  self->external_cancelled_id = 0;
-  g_clear_object (&self->external_cancellable);
+  g_clear_pointer (&self->deadline, twp_deadline_free);
   g_clear_object (&self->task);
   g_clear_object (&self->cancellable);
   g_clear_object (&self->client);
@@ -278,7 +270,8 @@ fail (TwpDial *self,
   if (task == NULL)
     return;
 
-  code = self->timed_out ? TWP_DIAL_ERROR_TIMED_OUT : classify (error);
+  /* Our deadline makes the pending operation fail with CANCELLED. */
+  code = twp_deadline_has_expired (self->deadline) ? TWP_DIAL_ERROR_TIMED_OUT : classify (error);
   g_string_append_printf (message, "%s (during %s)", describe (code),
                           twp_dial_phase_to_string (self->phase));
   if (code == TWP_DIAL_ERROR_HTTP_STATUS || code == TWP_DIAL_ERROR_HANDSHAKE ||
@@ -287,22 +280,9 @@ fail (TwpDial *self,
      * "redirect not followed"); others only with unsafe logging. */
     g_string_append_printf (message, ": %s", error->message);
 
-  if (self->deadline_source != NULL)
-    g_source_destroy (self->deadline_source);
+  twp_deadline_disarm (self->deadline);
   g_cancellable_cancel (self->cancellable);
   g_task_return_new_error (task, TWP_DIAL_ERROR, code, "%s", message->str);
-}
-
-static gboolean
-deadline_cb (gpointer user_data)
-{
-  TwpDial *self = user_data;
-
-  g_clear_pointer (&self->deadline_source, g_source_unref);
-  self->timed_out = TRUE;
-  /* The pending operation returns CANCELLED; fail() reports the timeout. */
-  g_cancellable_cancel (self->cancellable);
-  return G_SOURCE_REMOVE;
 }
 
 /* ---- upgrade ----------------------------------------------------------- */
@@ -371,8 +351,7 @@ response_read_cb (GObject      *source,
   leftover = g_bytes_new (self->response->data + head_len, self->response->len - head_len);
   set_phase (self, TWP_DIAL_PHASE_OPEN);
 
-  if (self->deadline_source != NULL)
-    g_source_destroy (self->deadline_source);
+  twp_deadline_disarm (self->deadline);
   task = g_steal_pointer (&self->task);
   g_task_set_task_data (task, g_steal_pointer (&leftover), (GDestroyNotify) g_bytes_unref);
   g_task_return_pointer (task, g_steal_pointer (&self->stream), g_object_unref);
@@ -669,13 +648,6 @@ build_proxy_resolver (const TwpProxyConfig *proxy)
   return g_simple_proxy_resolver_new (uri->str, NULL);
 }
 
-static void
-forward_cancelled_cb (GCancellable *cancellable,
-                      gpointer      user_data)
-{
-  g_cancellable_cancel (G_CANCELLABLE (user_data));
-}
-
 void
 twp_dial_run_async (TwpDial             *self,
                     GCancellable        *cancellable,
@@ -688,20 +660,8 @@ twp_dial_run_async (TwpDial             *self,
   self->task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (self->task, twp_dial_run_async);
   g_task_set_name (self->task, "[twp] dial");
-  if (cancellable != NULL)
-    {
-      self->external_cancellable = g_object_ref (cancellable);
-      self->external_cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (forward_cancelled_cb),
-                                                           g_object_ref (self->cancellable), g_object_unref);
-    }
-
-  if (self->options.timeout_ms > 0)
-    {
-      self->deadline_source = g_timeout_source_new (self->options.timeout_ms);
-      g_source_set_static_name (self->deadline_source, "[twp] dial deadline");
-      g_source_set_callback (self->deadline_source, deadline_cb, self, NULL);
-      g_source_attach (self->deadline_source, g_main_context_get_thread_default ());
-    }
+  self->deadline = twp_deadline_new (self->cancellable, cancellable, self->options.timeout_ms,
+                                     "[twp] dial deadline");
 
   self->client = g_socket_client_new ();
   if (self->options.proxy != NULL)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "twp-base64.h"
+#include "twp-deadline.h"
 #include "twp-random.h"
 #include "twp-reactor.h"
 #include "twp-ws-frame.h"
@@ -106,8 +107,7 @@ struct _TwpRelay
   GBytes *ws_leftover;
   GTask *task;
   GCancellable *cancellable;        /* cancels our own pending I/O on teardown */
-  GCancellable *external_cancellable;
-  gulong external_cancelled_id;
+  TwpDeadline *forward;             /* the caller's cancel, into ours (no timeout) */
   GSource *close_timeout_source;
   GError *error;                    /* first reason the tunnel failed */
 
@@ -659,10 +659,7 @@ twp_relay_dispose (GObject *object)
 {
   TwpRelay *self = TWP_RELAY (object);
 
-  if (self->external_cancelled_id != 0)
-    g_cancellable_disconnect (self->external_cancellable, self->external_cancelled_id);
-  self->external_cancelled_id = 0;
-  g_clear_object (&self->external_cancellable);
+  g_clear_pointer (&self->forward, twp_deadline_free);
   stop_ticking (self);
   end_stop (&self->tcp_end);
   end_stop (&self->ws_end);
@@ -1586,17 +1583,6 @@ relay_tick (TwpRelay *self,
 }
 
 static void
-external_cancelled_cb (GCancellable *cancellable,
-                       gpointer      user_data)
-{
-  TwpRelay *self = user_data;
-
-  /* May run in the thread that cancelled: only forward, and let our own
-   * cancellable's source tear down in our context. */
-  g_cancellable_cancel (self->cancellable);
-}
-
-static void
 twp_relay_cancelled (TwpRelay *self)
 {
   if (self->finished)
@@ -1636,10 +1622,9 @@ twp_relay_run_async (TwpRelay            *self,
     {
       GSource *source;
 
-      self->external_cancellable = g_object_ref (cancellable);
-      self->external_cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (external_cancelled_cb),
-                                                           self, NULL);
-      /* Our own cancellable ending means teardown; watch it from our context. */
+      /* The caller may cancel from another thread: that only forwards,
+       * and our own cancellable's source tears down in our context. */
+      self->forward = twp_deadline_new (self->cancellable, cancellable, 0, NULL);
       source = g_cancellable_source_new (self->cancellable);
       g_source_set_static_name (source, "[twp] relay cancelled");
       g_source_set_callback (source, G_SOURCE_FUNC (cancelled_idle_cb), g_object_ref (self), g_object_unref);
