@@ -515,6 +515,38 @@ restart_close_timer (TwpRelay *self)
   g_source_attach (self->close_timeout_source, g_main_context_get_thread_default ());
 }
 
+/* The closing handshake. Each flag below only ever goes from FALSE to
+ * TRUE (close_pending excepted: it hands over to close_sent); check_done()
+ * runs after every step and takes the three decisions that follow.
+ *
+ *   flag            set by                                    meaning
+ *   tcp_eof         up_read_done (EOF or error)               no more TCP input
+ *   up_stopped      begin_close, down_read_done (WS EOF)      no more TCP reads
+ *   close_pending   begin_close                               our close frame is queued
+ *   close_sent      ws_write_done (WS_WRITE_CLOSE)            our close frame is on the wire
+ *   peer_closed     handle_control (CLOSE),                   the peer's close frame came
+ *                   close_timeout_cb, relay_tick (idle)       (or we stopped waiting for it)
+ *   ws_eof          down_read_done (EOF or error),            the connection under the
+ *                   ws_write_done (error)                     WebSocket is gone
+ *   down_stopped    handle_control (CLOSE), down_read_done,   no more WebSocket input is
+ *                   tcp_write_done (error),                   relayed
+ *                   close_timeout_cb, relay_tick (idle)
+ *   draining        fail_protocol                             input read and dropped
+ *   tcp_write_shut  shut_tcp_write, tcp_write_done (error)    our FIN went to TCP
+ *   finished        finish                                    the task has returned
+ *
+ *   decision   when                                                       then
+ *   TCP FIN    (peer_closed or ws_eof or draining), no TCP write in       shut_tcp_write
+ *              flight, and all input written (or down_stopped/draining)
+ *   echo       peer_closed, not ws_eof, no close frame queued or sent     begin_close with the
+ *                                                                         peer's code (1000
+ *                                                                         for none)
+ *   finish     tcp_write_shut, nothing in flight on either end,           finish
+ *              (close_sent or ws_eof), and after a protocol error also
+ *              (peer_closed or ws_eof): the lingering close
+ *
+ * Outside this: fail_io() (a WebSocket write error, a stall, the closing
+ * timer with a write stuck) and cancellation finish at once. */
 static void
 check_done (TwpRelay *self)
 {
@@ -528,10 +560,10 @@ check_done (TwpRelay *self)
       (self->down_pos >= self->down_len || self->down_stopped || self->draining))
     shut_tcp_write (self);
 
-  if ((self->peer_closed || self->ws_eof) && !self->close_sent && !self->close_pending && !self->ws_eof)
+  /* Over a connection that is gone there is no one to answer. */
+  if (self->peer_closed && !self->ws_eof && !self->close_sent && !self->close_pending)
     begin_close (self, self->peer_close_code == TWP_WS_CLOSE_NO_STATUS || self->peer_close_code == 0
                        ? TWP_WS_CLOSE_NORMAL : self->peer_close_code, NULL);
-
 
   if (self->tcp_write_shut && !self->down_writing && self->ws_writing == WS_WRITE_NONE &&
       (self->close_sent || self->ws_eof) &&
