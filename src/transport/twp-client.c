@@ -12,6 +12,7 @@
 #include "twp-enum-types.h"
 #include "twp-failure.h"
 #include "twp-bridge-private.h"
+#include "twp-deadline.h"
 #include "twp-log.h"
 #include "twp-socks.h"
 #include "twp-state-enums.h"
@@ -89,7 +90,7 @@ typedef struct {
   TwpClient *client;              /* a reference: callbacks may outlive twp_client_stop () */
   GSocketConnection *tcp;
   GCancellable *cancellable;
-  GSource *socks_deadline;
+  TwpDeadline *socks_deadline;
   TwpSocksRequest *request;
   GBytes *tcp_leftover;
   TwpBridgeConfig *config;
@@ -102,9 +103,7 @@ typedef struct {
 static void
 client_connection_free (ClientConnection *conn)
 {
-  if (conn->socks_deadline != NULL)
-    g_source_destroy (conn->socks_deadline);
-  g_clear_pointer (&conn->socks_deadline, g_source_unref);
+  g_clear_pointer (&conn->socks_deadline, twp_deadline_free);
   g_clear_object (&conn->tcp);
   g_clear_object (&conn->cancellable);
   g_clear_pointer (&conn->request, twp_socks_request_free);
@@ -254,16 +253,6 @@ dial_done_cb (GObject      *source,
 }
 
 /* ---- SOCKS handshake --------------------------------------------------- */
-
-static gboolean
-socks_deadline_cb (gpointer user_data)
-{
-  ClientConnection *conn = user_data;
-
-  g_clear_pointer (&conn->socks_deadline, g_source_unref);
-  g_cancellable_cancel (conn->cancellable);
-  return G_SOURCE_REMOVE;
-}
 
 static TwpArgs *
 parse_args (TwpClient   *self,
@@ -574,9 +563,7 @@ handshake_done_cb (GObject      *source,
   g_autoptr(TwpArgs) args = NULL;
   TwpBridge *bridge;
 
-  if (conn->socks_deadline != NULL)
-    g_source_destroy (conn->socks_deadline);
-  g_clear_pointer (&conn->socks_deadline, g_source_unref);
+  g_clear_pointer (&conn->socks_deadline, twp_deadline_free);
 
   conn->request = twp_socks_server_handshake_finish (G_IO_STREAM (source), result,
                                                      &conn->tcp_leftover, &error);
@@ -646,13 +633,8 @@ incoming_cb (TwpAcceptor       *service,
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_CONNECTIONS]);
 
   /* C15: tor's handshake is bounded; a silent client must not hold a slot. */
-  if (self->options.socks_timeout_ms > 0)
-    {
-      conn->socks_deadline = g_timeout_source_new (self->options.socks_timeout_ms);
-      g_source_set_static_name (conn->socks_deadline, "[twp] SOCKS deadline");
-      g_source_set_callback (conn->socks_deadline, socks_deadline_cb, conn, NULL);
-      g_source_attach (conn->socks_deadline, g_main_context_get_thread_default ());
-    }
+  conn->socks_deadline = twp_deadline_new (conn->cancellable, NULL, self->options.socks_timeout_ms,
+                                           "[twp] SOCKS deadline");
 
   twp_socks_server_handshake_async (G_IO_STREAM (connection), validate_args_cb, conn,
                                     conn->cancellable, handshake_done_cb, conn);

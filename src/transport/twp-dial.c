@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "twp-failure.h"
+#include "twp-deadline.h"
 #include "twp-log.h"
 #include "twp-state-enums.h"
 #include "twp-ws-handshake.h"
@@ -25,16 +26,13 @@ struct _TwpDial
   /* owned */
   GTask *task;
   GCancellable *cancellable;
-  GCancellable *external_cancellable;
-  gulong external_cancelled_id;
-  GSource *deadline_source;
+  TwpDeadline *deadline;            /* the caller's cancel and our timeout */
   GSocketClient *client;
   GIOStream *stream;
   char *key;
   char *request;
 
   gboolean base64;
-  gboolean timed_out;
   TwpDialPhase phase;
   guint http_status;
 };
@@ -90,13 +88,7 @@ twp_dial_dispose (GObject *object)
 {
   TwpDial *self = TWP_DIAL (object);
 
-  if (self->deadline_source != NULL)
-    g_source_destroy (self->deadline_source);
-  g_clear_pointer (&self->deadline_source, g_source_unref);
-  if (self->external_cancelled_id != 0)
-    g_cancellable_disconnect (self->external_cancellable, self->external_cancelled_id);
-  self->external_cancelled_id = 0;
-  g_clear_object (&self->external_cancellable);
+  g_clear_pointer (&self->deadline, twp_deadline_free);
   g_clear_object (&self->task);
   g_clear_object (&self->cancellable);
   g_clear_object (&self->client);
@@ -186,6 +178,14 @@ twp_dial_get_http_status (TwpDial *self)
   return self->http_status;
 }
 
+gboolean
+twp_dial_holds_source_for_testing (TwpDial *self)
+{
+  g_return_val_if_fail (TWP_IS_DIAL (self), FALSE);
+
+  return self->deadline != NULL && twp_deadline_is_armed (self->deadline);
+}
+
 /* ---- failure ----------------------------------------------------------- */
 
 static const char *
@@ -235,7 +235,8 @@ fail (TwpDial *self,
   if (task == NULL)
     return;
 
-  code = self->timed_out ? TWP_DIAL_ERROR_TIMED_OUT : twp_failure_dial_code (error);
+  /* Our deadline makes the pending operation fail with CANCELLED. */
+  code = twp_deadline_has_expired (self->deadline) ? TWP_DIAL_ERROR_TIMED_OUT : twp_failure_dial_code (error);
   g_string_append_printf (message, "%s (during %s)", describe (code),
                           twp_dial_phase_to_string (self->phase));
   if (code == TWP_DIAL_ERROR_HTTP_STATUS || code == TWP_DIAL_ERROR_HANDSHAKE ||
@@ -244,22 +245,9 @@ fail (TwpDial *self,
      * "redirect not followed"); others only with unsafe logging. */
     g_string_append_printf (message, ": %s", error->message);
 
-  if (self->deadline_source != NULL)
-    g_source_destroy (self->deadline_source);
+  twp_deadline_disarm (self->deadline);
   g_cancellable_cancel (self->cancellable);
   g_task_return_new_error (task, TWP_DIAL_ERROR, code, "%s", message->str);
-}
-
-static gboolean
-deadline_cb (gpointer user_data)
-{
-  TwpDial *self = user_data;
-
-  g_clear_pointer (&self->deadline_source, g_source_unref);
-  self->timed_out = TRUE;
-  /* The pending operation returns CANCELLED; fail() reports the timeout. */
-  g_cancellable_cancel (self->cancellable);
-  return G_SOURCE_REMOVE;
 }
 
 /* ---- upgrade ----------------------------------------------------------- */
@@ -321,8 +309,11 @@ response_read_cb (GObject      *source,
   leftover = g_bytes_new_from_bytes (head, head_len, g_bytes_get_size (head) - head_len);
   set_phase (self, TWP_DIAL_PHASE_OPEN);
 
-  if (self->deadline_source != NULL)
-    g_source_destroy (self->deadline_source);
+  /* The timer goes now, not with the dial: GLib unlinks a destroyed
+   * source from the main context only at its last unref, and the client
+   * keeps the dial as long as the tunnel, so every open tunnel kept one
+   * more source for each main loop iteration to walk. */
+  twp_deadline_disarm (self->deadline);
   task = g_steal_pointer (&self->task);
   g_task_set_task_data (task, g_steal_pointer (&leftover), (GDestroyNotify) g_bytes_unref);
   g_task_return_pointer (task, g_steal_pointer (&self->stream), g_object_unref);
@@ -607,13 +598,6 @@ build_proxy_resolver (const TwpProxyConfig *proxy)
   return g_simple_proxy_resolver_new (uri->str, NULL);
 }
 
-static void
-forward_cancelled_cb (GCancellable *cancellable,
-                      gpointer      user_data)
-{
-  g_cancellable_cancel (G_CANCELLABLE (user_data));
-}
-
 void
 twp_dial_run_async (TwpDial             *self,
                     GCancellable        *cancellable,
@@ -626,20 +610,8 @@ twp_dial_run_async (TwpDial             *self,
   self->task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (self->task, twp_dial_run_async);
   g_task_set_name (self->task, "[twp] dial");
-  if (cancellable != NULL)
-    {
-      self->external_cancellable = g_object_ref (cancellable);
-      self->external_cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (forward_cancelled_cb),
-                                                           g_object_ref (self->cancellable), g_object_unref);
-    }
-
-  if (self->options.timeout_ms > 0)
-    {
-      self->deadline_source = g_timeout_source_new (self->options.timeout_ms);
-      g_source_set_static_name (self->deadline_source, "[twp] dial deadline");
-      g_source_set_callback (self->deadline_source, deadline_cb, self, NULL);
-      g_source_attach (self->deadline_source, g_main_context_get_thread_default ());
-    }
+  self->deadline = twp_deadline_new (self->cancellable, cancellable, self->options.timeout_ms,
+                                     "[twp] dial deadline");
 
   self->client = g_socket_client_new ();
   if (self->options.proxy != NULL)

@@ -62,6 +62,12 @@ GIOStream *twp_dial_run_finish (TwpDial       *self,
 /* The HTTP status of a TWP_DIAL_ERROR_HTTP_STATUS failure, else 0. */
 guint      twp_dial_get_http_status (TwpDial *self);
 
+/* For tests: whether the dial still holds a main loop source. Once it has
+ * returned it must hold none: GLib unlinks a destroyed source from its
+ * context only at the last unref, and a client keeps each dial as long as
+ * its tunnel. */
+gboolean   twp_dial_holds_source_for_testing (TwpDial *self);
+
 const char *twp_dial_phase_to_string (TwpDialPhase phase);
 
 G_END_DECLS

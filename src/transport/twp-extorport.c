@@ -5,10 +5,12 @@
 
 #include "twp-extorport.h"
 
+#include "twp-deadline.h"
+#include "twp-random.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -482,11 +484,8 @@ typedef struct {
   /* Cancelled by the deadline or by the caller's cancellable; all I/O
    * uses it, so exactly one operation is pending at any time. */
   GCancellable *op_cancellable;
-  GCancellable *caller_cancellable;
-  gulong cancelled_id;
-  GSource *timeout_source;
+  TwpDeadline *deadline;
   guint timeout_ms;
-  gboolean timed_out;
   /* What the pending operation waits for, for the timeout's message: an
    * operator needs to know which step tor stalled at. */
   const char *step;
@@ -497,61 +496,13 @@ handshake_data_free (gpointer user_data)
 {
   HandshakeData *data = user_data;
 
-  g_assert (data->timeout_source == NULL);
-  g_assert (data->cancelled_id == 0);
+  g_assert (data->deadline == NULL);
   /* Wipe the secret before it returns to the allocator. */
   memset (data->cookie, 0, sizeof data->cookie);
   g_clear_object (&data->stream);
   g_clear_pointer (&data->metadata, g_bytes_unref);
   g_clear_object (&data->op_cancellable);
-  g_clear_object (&data->caller_cancellable);
   g_free (data);
-}
-
-static gboolean
-fill_random (guint8  *buf,
-             gsize    len,
-             GError **error)
-{
-  gsize done = 0;
-
-  while (done < len)
-    {
-      ssize_t n = getrandom (buf + done, len - done, 0);
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0 && errno == ENOSYS)
-        {
-          /* Kernel older than 3.17: fall back to the urandom device. */
-          int fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-          if (fd < 0)
-            break;
-          while (done < len)
-            {
-              ssize_t m = read (fd, buf + done, len - done);
-
-              if (m < 0 && errno == EINTR)
-                continue;
-              if (m <= 0)
-                break;
-              done += (gsize) m;
-            }
-          close (fd);
-          break;
-        }
-      if (n < 0)
-        break;
-      done += (gsize) n;
-    }
-  if (done < len)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                           "Cannot get random bytes for the ExtORPort nonce");
-      return FALSE;
-    }
-  return TRUE;
 }
 
 static void
@@ -560,16 +511,7 @@ handshake_return (GTask  *task,
 {
   HandshakeData *data = g_task_get_task_data (task);
 
-  if (data->timeout_source != NULL)
-    {
-      g_source_destroy (data->timeout_source);
-      g_clear_pointer (&data->timeout_source, g_source_unref);
-    }
-  if (data->cancelled_id != 0)
-    {
-      g_cancellable_disconnect (data->caller_cancellable, data->cancelled_id);
-      data->cancelled_id = 0;
-    }
+  g_clear_pointer (&data->deadline, twp_deadline_free);
   if (error != NULL)
     g_task_return_error (task, error);
   else
@@ -586,7 +528,8 @@ handshake_return_io_error (GTask      *task,
   HandshakeData *data = g_task_get_task_data (task);
   GError *error;
 
-  if (g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_CANCELLED) && data->timed_out)
+  if (g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
+      twp_deadline_has_expired (data->deadline))
     error = g_error_new (TWP_EXTORPORT_ERROR, TWP_EXTORPORT_ERROR_TIMED_OUT,
                          "ExtORPort handshake timed out after %u ms %s", data->timeout_ms, data->step);
   else if (g_error_matches (io_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -744,25 +687,6 @@ handshake_read_next (GTask *task)
                                  g_object_ref (task));
 }
 
-static gboolean
-handshake_timeout_cb (gpointer user_data)
-{
-  GTask *task = user_data;
-  HandshakeData *data = g_task_get_task_data (task);
-
-  /* The pending operation fails with CANCELLED and reports TIMED_OUT. */
-  data->timed_out = TRUE;
-  g_cancellable_cancel (data->op_cancellable);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-caller_cancelled_cb (GCancellable *cancellable,
-                     gpointer      user_data)
-{
-  g_cancellable_cancel (G_CANCELLABLE (user_data));
-}
-
 void
 twp_extorport_handshake_async (GIOStream           *stream,
                                const char          *cookie_path,
@@ -790,7 +714,6 @@ twp_extorport_handshake_async (GIOStream           *stream,
   data = g_new0 (HandshakeData, 1);
   data->stream = g_object_ref (stream);
   data->op_cancellable = g_cancellable_new ();
-  data->caller_cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
   data->timeout_ms = timeout_ms;
   twp_extorport_parser_init (&data->parser);
   g_task_set_task_data (task, data, handshake_data_free);
@@ -800,26 +723,16 @@ twp_extorport_handshake_async (GIOStream           *stream,
   data->metadata = twp_extorport_build_metadata (client_address, transport, &error);
   if (data->metadata == NULL ||
       !twp_extorport_read_cookie (cookie_path, data->cookie, &error) ||
-      !fill_random (data->hello + 1, TWP_EXTORPORT_NONCE_LEN, &error))
+      !twp_random_bytes (data->hello + 1, TWP_EXTORPORT_NONCE_LEN, &error))
     {
       handshake_return (task, error);
       return;
     }
 
-  if (cancellable != NULL)
-    {
-      /* Runs at once if already cancelled; the first I/O then fails. */
-      data->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (caller_cancelled_cb),
-                                                  g_object_ref (data->op_cancellable),
-                                                  g_object_unref);
-    }
-  if (timeout_ms > 0)
-    {
-      /* X5: one deadline for the whole exchange, removed on completion. */
-      data->timeout_source = g_timeout_source_new (timeout_ms);
-      g_source_set_static_name (data->timeout_source, "[twp] ExtORPort handshake timeout");
-      g_task_attach_source (task, data->timeout_source, handshake_timeout_cb);
-    }
+  /* X5: one deadline for the whole exchange, removed on completion. A
+   * caller already cancelled makes the first I/O fail. */
+  data->deadline = twp_deadline_new (data->op_cancellable, cancellable, timeout_ms,
+                                     "[twp] ExtORPort handshake timeout");
 
   handshake_read_next (task);
 }

@@ -5,16 +5,13 @@
 
 #include "twp-relay.h"
 
-#include <errno.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
-#include <sys/random.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "twp-base64.h"
-#include "twp-reactor.h"
+#include "twp-random.h"
+#include "twp-relay-io.h"
 #include "twp-ws-frame.h"
 
 /* How much WebSocket input one read takes. Every byte of it turns into at
@@ -27,8 +24,6 @@
 #define RELEASE_IDLE_SECONDS 2
 /* GnuTLS's largest record payload (2^14, RFC 8446 5.1). */
 #define TLS_RECORD_SIZE 16384
-/* Data slices (one per frame) written to TCP with one writev. */
-#define MAX_VECTORS 64
 /* How long we wait for the peer's close frame after sending ours (RFC 6455
  * 7.1.1 lets us close the TCP connection ourselves after that). */
 #define CLOSE_TIMEOUT_SECONDS 5
@@ -37,54 +32,6 @@
  * flight; but not for long. */
 #define DRAIN_TIMEOUT_SECONDS 2
 
-typedef void (*EndReadDone)  (TwpRelay *self,
-                              gssize    n,
-                              GError   *error);
-typedef void (*EndWriteDone) (TwpRelay *self,
-                              GError   *error);
-
-/* One end of the tunnel, as the relay reads and writes it. A plain socket
- * waits in the shared reactor (no GSource of its own, see twp-reactor.h)
- * and is read and written directly. A TLS connection over a plain socket
- * waits there too: the reactor watches its socket and the TLS streams are
- * read and written without blocking (bench/README.md, "wss": GIO's async
- * path cost a main loop iteration, a GTask and a GSource per record, and
- * halved the throughput). Any other stream (TLS through a proxy) goes
- * through GIO. Either way a result is always delivered from the main loop,
- * never from inside the call that asked for it. */
-typedef struct {
-  TwpRelay *relay;               /* borrowed: the relay owns its ends */
-  GIOStream *stream;             /* borrowed from the relay */
-  int fd;                        /* -1: the GIO path */
-  GPollableInputStream *tls_in;  /* borrowed: set for a TLS end on the reactor */
-  GPollableOutputStream *tls_out;
-  TwpReactorWatch *watch;
-  guint32 armed;                 /* epoll interest set (one-shot) */
-
-  guint8 *read_buf;
-  gsize read_len;
-  EndReadDone read_done;
-  gboolean read_pending;
-  gboolean read_complete;
-  gssize read_result;
-  int read_errno;
-  GError *read_error;            /* a TLS read's error, else read_errno */
-  /* A TLS read that ends in EOF or an error after it got data delivers the
-   * data first and this with the next read. */
-  gboolean read_held;
-  GError *read_held_error;       /* NULL with read_held: EOF */
-
-  GOutputVector write_vecs[MAX_VECTORS];
-  guint write_n;
-  guint write_index;
-  gsize write_offset;
-  EndWriteDone write_done;
-  gint64 write_progress_at;      /* start of the write, or its last progress */
-  gboolean write_pending;
-  gboolean write_complete;
-  int write_errno;
-  GError *write_error;           /* a TLS write's error, else write_errno */
-} End;
 
 typedef enum {
   WS_WRITE_NONE,
@@ -100,14 +47,15 @@ struct _TwpRelay
   /* owned */
   GIOStream *tcp;
   GIOStream *ws;
-  End tcp_end;
-  End ws_end;
+  TwpRelayIo tcp_end;
+  TwpRelayIo ws_end;
   GBytes *tcp_leftover;
   GBytes *ws_leftover;
   GTask *task;
   GCancellable *cancellable;        /* cancels our own pending I/O on teardown */
   GCancellable *external_cancellable;
   gulong external_cancelled_id;
+  GMainContext *context;            /* run_async's: teardown runs there */
   GSource *close_timeout_source;
   GError *error;                    /* first reason the tunnel failed */
 
@@ -148,7 +96,7 @@ struct _TwpRelay
   gsize down_pos;
   guint8 *down_out;
   gsize down_out_size;
-  GOutputVector vectors[MAX_VECTORS];
+  GOutputVector vectors[TWP_RELAY_IO_MAX_VECTORS];
   gboolean down_reading;
   gboolean down_writing;
   gboolean ws_eof;
@@ -173,7 +121,6 @@ struct _TwpRelay
 
 G_DEFINE_FINAL_TYPE (TwpRelay, twp_relay, G_TYPE_OBJECT)
 
-static void end_stop (End *end);
 G_DEFINE_QUARK (twp-relay-error-quark, twp_relay_error)
 
 static void up_read_next (TwpRelay *self);
@@ -250,418 +197,12 @@ random_mask (guint8 mask[4])
 
   if (pool_pos + 4 > sizeof pool)
     {
-      gsize filled = 0;
-
-      while (filled < sizeof pool)
-        {
-          ssize_t n = getrandom (pool + filled, sizeof pool - filled, 0);
-
-          if (n > 0)
-            filled += n;
-          else if (errno != EINTR)
-            g_error ("getrandom failed: %s", g_strerror (errno));
-        }
+      /* No error path here, and no weaker generator will do. */
+      twp_random_bytes_or_die (pool, sizeof pool);
       pool_pos = 0;
     }
   memcpy (mask, pool + pool_pos, 4);
   pool_pos += 4;
-}
-
-/* ---- the two ends --------------------------------------------------- */
-
-static void end_io_cb (TwpReactorWatch *watch,
-                       guint32          events,
-                       gpointer         user_data);
-
-/* A TCP wrapper connection may carry TLS (or another stream) over its
- * socket: only a plain socket connection may be read raw. */
-static int
-plain_socket_fd (GIOStream *stream)
-{
-  if (stream == NULL || !G_IS_SOCKET_CONNECTION (stream) || G_IS_TCP_WRAPPER_CONNECTION (stream))
-    return -1;
-  return g_socket_get_fd (g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream)));
-}
-
-static void
-end_init (End       *end,
-          TwpRelay  *relay,
-          GIOStream *stream)
-{
-  end->relay = relay;
-  end->stream = stream;
-  end->fd = plain_socket_fd (stream);
-  /* A TLS stream (GTlsConnection, or the server's TwpTlsStream) names the
-   * connection it runs over as its base-io-stream. */
-  if (end->fd < 0 && g_object_class_find_property (G_OBJECT_GET_CLASS (stream), "base-io-stream") != NULL)
-    {
-      g_autoptr(GIOStream) base = NULL;
-      GInputStream *in = g_io_stream_get_input_stream (stream);
-      GOutputStream *out = g_io_stream_get_output_stream (stream);
-
-      g_object_get (stream, "base-io-stream", &base, NULL);
-      if (G_IS_POLLABLE_INPUT_STREAM (in) && g_pollable_input_stream_can_poll (G_POLLABLE_INPUT_STREAM (in)) &&
-          G_IS_POLLABLE_OUTPUT_STREAM (out) && g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (out)))
-        end->fd = plain_socket_fd (base);
-      if (end->fd >= 0)
-        {
-          end->tls_in = G_POLLABLE_INPUT_STREAM (in);
-          end->tls_out = G_POLLABLE_OUTPUT_STREAM (out);
-        }
-    }
-}
-
-static void
-end_clear (End *end)
-{
-  g_clear_error (&end->read_error);
-  g_clear_error (&end->read_held_error);
-  g_clear_error (&end->write_error);
-}
-
-static void
-end_start (End *end)
-{
-  if (end->fd >= 0)
-    end->watch = twp_reactor_watch_new (end->fd, end_io_cb, end);
-}
-
-static void
-end_stop (End *end)
-{
-  g_clear_pointer (&end->watch, twp_reactor_watch_free);
-  end->read_pending = end->write_pending = FALSE;
-}
-
-static void
-end_rearm (End *end)
-{
-  guint32 wanted = 0;
-
-  if (end->read_pending && !end->read_complete)
-    wanted |= EPOLLIN | EPOLLRDHUP;
-  if (end->write_pending && !end->write_complete)
-    wanted |= EPOLLOUT;
-  if (wanted != end->armed && end->watch != NULL)
-    {
-      twp_reactor_watch_set_events (end->watch, wanted);
-      end->armed = wanted;
-    }
-}
-
-/* As many TLS records as fit (they are at most 16 KiB each), so that one
- * wakeup moves as much as a plain socket's recv() would. GnuTLS keeps the
- * rest of a record it has begun; what it has not begun is still in the
- * socket, where epoll sees it. */
-static void
-end_try_read_tls (End *end)
-{
-  gsize total = 0;
-
-  if (end->read_held)
-    {
-      end->read_held = FALSE;
-      end->read_error = g_steal_pointer (&end->read_held_error);
-      end->read_result = end->read_error != NULL ? -1 : 0;
-      end->read_complete = TRUE;
-      return;
-    }
-  while (total < end->read_len)
-    {
-      g_autoptr(GError) error = NULL;
-      gssize n = g_pollable_input_stream_read_nonblocking (end->tls_in, end->read_buf + total,
-                                                           end->read_len - total, NULL, &error);
-
-      if (n > 0)
-        {
-          total += n;
-          continue;
-        }
-      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        break;
-      if (total > 0)
-        {
-          end->read_held = TRUE;
-          end->read_held_error = g_steal_pointer (&error);
-          break;
-        }
-      end->read_result = n;
-      end->read_error = g_steal_pointer (&error);
-      end->read_complete = TRUE;
-      return;
-    }
-  if (total == 0)
-    return;
-  end->read_result = total;
-  end->read_complete = TRUE;
-}
-
-static void
-end_try_read (End *end)
-{
-  gssize n;
-
-  if (end->tls_in != NULL)
-    {
-      end_try_read_tls (end);
-      return;
-    }
-  do
-    n = recv (end->fd, end->read_buf, end->read_len, 0);
-  while (n < 0 && errno == EINTR);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-    return;
-  end->read_result = n;
-  end->read_errno = n < 0 ? errno : 0;
-  end->read_complete = TRUE;
-}
-
-/* Advances past @n bytes taken, possibly mid-vector. */
-static void
-end_wrote (End  *end,
-           gsize n)
-{
-  end->write_progress_at = g_get_monotonic_time ();
-  while (n > 0)
-    {
-      gsize left = end->write_vecs[end->write_index].size - end->write_offset;
-
-      if (n < left)
-        {
-          end->write_offset += n;
-          n = 0;
-        }
-      else
-        {
-          n -= left;
-          end->write_index++;
-          end->write_offset = 0;
-        }
-    }
-}
-
-/* One record per call. After would-block GnuTLS must be called again with
- * the same data, which it is: the offset only moves on progress. */
-static void
-end_try_write_tls (End *end)
-{
-  while (end->write_index < end->write_n)
-    {
-      g_autoptr(GError) error = NULL;
-      const GOutputVector *vector = &end->write_vecs[end->write_index];
-      gssize n;
-
-      if (vector->size == end->write_offset)
-        {
-          end->write_index++;
-          end->write_offset = 0;
-          continue;
-        }
-      n = g_pollable_output_stream_write_nonblocking (end->tls_out, (const guint8 *) vector->buffer + end->write_offset,
-                                                      vector->size - end->write_offset, NULL, &error);
-      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        return;
-      if (n < 0)
-        {
-          end->write_error = g_steal_pointer (&error);
-          end->write_complete = TRUE;
-          return;
-        }
-      end_wrote (end, n);
-    }
-  end->write_complete = TRUE;
-}
-
-static void
-end_try_write (End *end)
-{
-  if (end->tls_out != NULL)
-    {
-      end_try_write_tls (end);
-      return;
-    }
-  while (end->write_index < end->write_n)
-    {
-      struct iovec iov[MAX_VECTORS];
-      struct msghdr message = { 0 };
-      guint n_iov = 0;
-      gssize n;
-
-      for (guint i = end->write_index; i < end->write_n; i++, n_iov++)
-        {
-          gsize skip = i == end->write_index ? end->write_offset : 0;
-
-          iov[n_iov].iov_base = (guint8 *) end->write_vecs[i].buffer + skip;
-          iov[n_iov].iov_len = end->write_vecs[i].size - skip;
-        }
-      message.msg_iov = iov;
-      message.msg_iovlen = n_iov;
-      /* MSG_NOSIGNAL: a peer that went away is an error, not a signal. */
-      n = sendmsg (end->fd, &message, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return;
-      if (n < 0)
-        {
-          end->write_errno = errno;
-          end->write_complete = TRUE;
-          return;
-        }
-      end_wrote (end, n);
-    }
-  end->write_errno = 0;
-  end->write_complete = TRUE;
-}
-
-static GError *
-error_from_errno (int errsv)
-{
-  return g_error_new_literal (G_IO_ERROR, g_io_error_from_errno (errsv), g_strerror (errsv));
-}
-
-/* Hands finished operations to the relay; both directions may finish in
- * one turn. */
-static void
-end_deliver (End *end)
-{
-  g_autoptr(TwpRelay) self = g_object_ref (end->relay);
-  gboolean read_finished = end->read_pending && end->read_complete;
-  gboolean write_finished = end->write_pending && end->write_complete;
-  gssize read_result = end->read_result;
-  int read_errno = end->read_errno;
-  int write_errno = end->write_errno;
-  g_autoptr(GError) read_error = NULL;
-  g_autoptr(GError) write_error = NULL;
-
-  if (read_finished)
-    {
-      end->read_pending = FALSE;
-      read_error = g_steal_pointer (&end->read_error);
-      if (read_result < 0 && read_error == NULL)
-        read_error = error_from_errno (read_errno);
-    }
-  if (write_finished)
-    {
-      end->write_pending = FALSE;
-      write_error = g_steal_pointer (&end->write_error);
-      if (write_errno != 0 && write_error == NULL)
-        write_error = error_from_errno (write_errno);
-    }
-  end_rearm (end);
-
-  if (read_finished)
-    end->read_done (self, read_result, read_error);
-  if (write_finished)
-    end->write_done (self, write_error);
-}
-
-static void
-end_io_cb (TwpReactorWatch *watch,
-           guint32          events,
-           gpointer         user_data)
-{
-  End *end = user_data;
-
-  if (events != 0)
-    end->armed = 0;   /* one-shot: it fired, so it is disarmed */
-  if (end->read_pending && !end->read_complete &&
-      (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
-    end_try_read (end);
-  if (end->write_pending && !end->write_complete && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-    end_try_write (end);
-  end_deliver (end);
-}
-
-static void
-end_gio_read_cb (GObject      *source,
-                 GAsyncResult *result,
-                 gpointer      user_data)
-{
-  End *end = user_data;
-  g_autoptr(TwpRelay) self = end->relay;   /* the reference taken in end_read */
-  g_autoptr(GError) error = NULL;
-  gssize n;
-
-  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
-  end->read_pending = FALSE;
-  end->read_done (self, n, error);
-}
-
-static void
-end_gio_write_cb (GObject      *source,
-                  GAsyncResult *result,
-                  gpointer      user_data)
-{
-  End *end = user_data;
-  g_autoptr(TwpRelay) self = end->relay;   /* the reference taken in end_writev */
-  g_autoptr(GError) error = NULL;
-
-  g_output_stream_writev_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
-  end->write_pending = FALSE;
-  end->write_done (self, error);
-}
-
-static void
-end_read (End         *end,
-          guint8      *buf,
-          gsize        len,
-          EndReadDone  done)
-{
-  end->read_buf = buf;
-  end->read_len = len;
-  end->read_done = done;
-  end->read_pending = TRUE;
-  end->read_complete = FALSE;
-
-  if (end->fd < 0)
-    {
-      g_object_ref (end->relay);
-      g_input_stream_read_async (g_io_stream_get_input_stream (end->stream), buf, len,
-                                 G_PRIORITY_DEFAULT, end->relay->cancellable,
-                                 end_gio_read_cb, end);
-      return;
-    }
-  /* Try at once: under load the data is already there, and a result
-   * known now still reaches the relay from the next dispatch. */
-  end_try_read (end);
-  if (end->read_complete)
-    twp_reactor_watch_defer (end->watch);
-  else
-    end_rearm (end);
-}
-
-static void
-end_writev (End                 *end,
-            const GOutputVector *vectors,
-            guint                n_vectors,
-            EndWriteDone         done)
-{
-  g_assert (n_vectors <= MAX_VECTORS);
-
-  memcpy (end->write_vecs, vectors, n_vectors * sizeof (GOutputVector));
-  end->write_n = n_vectors;
-  end->write_index = 0;
-  end->write_offset = 0;
-  end->write_done = done;
-  end->write_pending = TRUE;
-  end->write_complete = FALSE;
-  end->write_errno = 0;
-  end->write_progress_at = g_get_monotonic_time ();
-
-  if (end->fd < 0)
-    {
-      g_object_ref (end->relay);
-      g_output_stream_writev_all_async (g_io_stream_get_output_stream (end->stream),
-                                        end->write_vecs, n_vectors, G_PRIORITY_DEFAULT,
-                                        end->relay->cancellable, end_gio_write_cb, end);
-      return;
-    }
-  end_try_write (end);
-  if (end->write_complete)
-    twp_reactor_watch_defer (end->watch);
-  else
-    end_rearm (end);
 }
 
 static void
@@ -673,9 +214,10 @@ twp_relay_dispose (GObject *object)
     g_cancellable_disconnect (self->external_cancellable, self->external_cancelled_id);
   self->external_cancelled_id = 0;
   g_clear_object (&self->external_cancellable);
+  g_clear_pointer (&self->context, g_main_context_unref);
   stop_ticking (self);
-  end_stop (&self->tcp_end);
-  end_stop (&self->ws_end);
+  twp_relay_io_stop (&self->tcp_end);
+  twp_relay_io_stop (&self->ws_end);
   if (self->close_timeout_source != NULL)
     g_source_destroy (self->close_timeout_source);
   g_clear_pointer (&self->close_timeout_source, g_source_unref);
@@ -695,8 +237,8 @@ twp_relay_finalize (GObject *object)
   TwpRelay *self = TWP_RELAY (object);
 
   g_clear_error (&self->error);
-  end_clear (&self->tcp_end);
-  end_clear (&self->ws_end);
+  twp_relay_io_clear (&self->tcp_end);
+  twp_relay_io_clear (&self->ws_end);
   g_free (self->up_buf);
   g_free (self->up_raw);
   g_free (self->down_buf);
@@ -738,8 +280,8 @@ twp_relay_new (GIOStream             *tcp,
   self = g_object_new (TWP_TYPE_RELAY, NULL);
   self->tcp = g_object_ref (tcp);
   self->ws = g_object_ref (ws);
-  end_init (&self->tcp_end, self, self->tcp);
-  end_init (&self->ws_end, self, self->ws);
+  twp_relay_io_init (&self->tcp_end, G_OBJECT (self), self->tcp, self->cancellable);
+  twp_relay_io_init (&self->ws_end, G_OBJECT (self), self->ws, self->cancellable);
   self->options = *options;
   if (self->options.max_message_size == 0)
     self->options.max_message_size = TWP_RELAY_DEFAULT_MAX_MESSAGE;
@@ -858,8 +400,8 @@ finish (TwpRelay *self)
   /* Whatever is still pending (a TCP read waiting for tor, a WebSocket read
    * waiting for the peer) is abandoned: reactor watches go before the
    * streams close their fds; GIO callbacks only drop their refs. */
-  end_stop (&self->tcp_end);
-  end_stop (&self->ws_end);
+  twp_relay_io_stop (&self->tcp_end);
+  twp_relay_io_stop (&self->ws_end);
   g_cancellable_cancel (self->cancellable);
   {
     g_autoptr(GSource) source = g_idle_source_new ();
@@ -979,6 +521,38 @@ restart_close_timer (TwpRelay *self)
   g_source_attach (self->close_timeout_source, g_main_context_get_thread_default ());
 }
 
+/* The closing handshake. Each flag below only ever goes from FALSE to
+ * TRUE (close_pending excepted: it hands over to close_sent); check_done()
+ * runs after every step and takes the three decisions that follow.
+ *
+ *   flag            set by                                    meaning
+ *   tcp_eof         up_read_done (EOF or error)               no more TCP input
+ *   up_stopped      begin_close, down_read_done (WS EOF)      no more TCP reads
+ *   close_pending   begin_close                               our close frame is queued
+ *   close_sent      ws_write_done (WS_WRITE_CLOSE)            our close frame is on the wire
+ *   peer_closed     handle_control (CLOSE),                   the peer's close frame came
+ *                   close_timeout_cb, relay_tick (idle)       (or we stopped waiting for it)
+ *   ws_eof          down_read_done (EOF or error),            the connection under the
+ *                   ws_write_done (error)                     WebSocket is gone
+ *   down_stopped    handle_control (CLOSE), down_read_done,   no more WebSocket input is
+ *                   tcp_write_done (error),                   relayed
+ *                   close_timeout_cb, relay_tick (idle)
+ *   draining        fail_protocol                             input read and dropped
+ *   tcp_write_shut  shut_tcp_write, tcp_write_done (error)    our FIN went to TCP
+ *   finished        finish                                    the task has returned
+ *
+ *   decision   when                                                       then
+ *   TCP FIN    (peer_closed or ws_eof or draining), no TCP write in       shut_tcp_write
+ *              flight, and all input written (or down_stopped/draining)
+ *   echo       peer_closed, not ws_eof, no close frame queued or sent     begin_close with the
+ *                                                                         peer's code (1000
+ *                                                                         for none)
+ *   finish     tcp_write_shut, nothing in flight on either end,           finish
+ *              (close_sent or ws_eof), and after a protocol error also
+ *              (peer_closed or ws_eof): the lingering close
+ *
+ * Outside this: fail_io() (a WebSocket write error, a stall, the closing
+ * timer with a write stuck) and cancellation finish at once. */
 static void
 check_done (TwpRelay *self)
 {
@@ -992,10 +566,10 @@ check_done (TwpRelay *self)
       (self->down_pos >= self->down_len || self->down_stopped || self->draining))
     shut_tcp_write (self);
 
-  if ((self->peer_closed || self->ws_eof) && !self->close_sent && !self->close_pending && !self->ws_eof)
+  /* Over a connection that is gone there is no one to answer. */
+  if (self->peer_closed && !self->ws_eof && !self->close_sent && !self->close_pending)
     begin_close (self, self->peer_close_code == TWP_WS_CLOSE_NO_STATUS || self->peer_close_code == 0
                        ? TWP_WS_CLOSE_NORMAL : self->peer_close_code, NULL);
-
 
   if (self->tcp_write_shut && !self->down_writing && self->ws_writing == WS_WRITE_NONE &&
       (self->close_sent || self->ws_eof) &&
@@ -1006,9 +580,10 @@ check_done (TwpRelay *self)
 /* ---- WebSocket writer -------------------------------------------------- */
 
 static void
-ws_write_done (TwpRelay *self,
+ws_write_done (gpointer  user_data,
                GError   *error)
 {
+  TwpRelay *self = user_data;
   WsWriteKind kind = self->ws_writing;
 
   self->ws_writing = WS_WRITE_NONE;
@@ -1062,7 +637,7 @@ ws_write (TwpRelay     *self,
   GOutputVector vector = { data, len };
 
   self->ws_writing = kind;
-  end_writev (&self->ws_end, &vector, 1, ws_write_done);
+  twp_relay_io_writev (&self->ws_end, &vector, 1, ws_write_done);
 }
 
 static gsize
@@ -1162,10 +737,12 @@ up_got_data (TwpRelay *self,
 }
 
 static void
-up_read_done (TwpRelay *self,
+up_read_done (gpointer  user_data,
               gssize    n,
               GError   *error)
 {
+  TwpRelay *self = user_data;
+
   if (self->finished || self->up_stopped)
     return;
   if (n < 0)
@@ -1196,7 +773,7 @@ up_read_next (TwpRelay *self)
   guint8 *dest = self->options.base64 ? self->up_raw : self->up_buf + TWP_WS_MAX_HEADER_SIZE;
   gsize capacity = self->options.base64 ? UP_RAW_BASE64 : TWP_RELAY_MESSAGE_PAYLOAD;
 
-  if (self->ws_end.tls_out != NULL)
+  if (twp_relay_io_is_tls (&self->ws_end))
     {
       /* Over TLS a frame fills one record exactly: 16 KiB of payload plus
        * its header would take a second record of a few bytes. The header
@@ -1220,7 +797,7 @@ up_read_next (TwpRelay *self)
       return;
     }
 
-  end_read (&self->tcp_end, dest, capacity, up_read_done);
+  twp_relay_io_read (&self->tcp_end, dest, capacity, up_read_done);
 }
 
 /* ---- WebSocket -> TCP -------------------------------------------------- */
@@ -1250,9 +827,10 @@ after_tcp_write (TwpRelay *self)
 }
 
 static void
-tcp_write_done (TwpRelay *self,
+tcp_write_done (gpointer  user_data,
                 GError   *error)
 {
+  TwpRelay *self = user_data;
   self->down_writing = FALSE;
   if (error != NULL)
     {
@@ -1336,7 +914,7 @@ down_process (TwpRelay *self)
 
   /* Runs until the parser needs more input, even once every byte is
    * consumed: the end of a message is reported after its last data. */
-  while (!self->peer_closed && self->failure_code == 0 && n_vectors < MAX_VECTORS)
+  while (!self->peer_closed && self->failure_code == 0 && n_vectors < TWP_RELAY_IO_MAX_VECTORS)
     {
       TwpWsEvent event;
       gsize consumed;
@@ -1439,7 +1017,7 @@ down_process (TwpRelay *self)
   if (n_vectors > 0)
     {
       self->down_writing = TRUE;
-      end_writev (&self->tcp_end, self->vectors, n_vectors, tcp_write_done);
+      twp_relay_io_writev (&self->tcp_end, self->vectors, n_vectors, tcp_write_done);
       return;
     }
 
@@ -1447,10 +1025,12 @@ down_process (TwpRelay *self)
 }
 
 static void
-down_read_done (TwpRelay *self,
+down_read_done (gpointer  user_data,
                 gssize    n,
                 GError   *error)
 {
+  TwpRelay *self = user_data;
+
   self->down_reading = FALSE;
   if (self->finished || self->down_stopped)
     return;
@@ -1496,7 +1076,7 @@ down_read_next (TwpRelay *self)
   self->down_len = 0;
   self->down_pos = 0;
   self->down_reading = TRUE;
-  end_read (&self->ws_end, self->down_buf, self->down_buf_size, down_read_done);
+  twp_relay_io_read (&self->ws_end, self->down_buf, self->down_buf_size, down_read_done);
 }
 
 /* ---- timers and entry points ------------------------------------------- */
@@ -1527,10 +1107,10 @@ static gboolean
 buffers_unused (TwpRelay *self)
 {
   /* A GIO read may be under way into a buffer unseen here. */
-  if (self->tcp_end.fd < 0 || self->ws_end.fd < 0)
+  if (twp_relay_io_uses_gio (&self->tcp_end) || twp_relay_io_uses_gio (&self->ws_end))
     return FALSE;
-  if ((self->tcp_end.read_pending && self->tcp_end.read_complete) ||
-      (self->ws_end.read_pending && self->ws_end.read_complete))
+  if (twp_relay_io_has_undelivered_read (&self->tcp_end) ||
+      twp_relay_io_has_undelivered_read (&self->ws_end))
     return FALSE;
   return self->up_frame == NULL && !self->down_writing && self->down_pos >= self->down_len;
 }
@@ -1565,8 +1145,8 @@ relay_tick (TwpRelay *self,
   /* A reader that stopped for good (a zero window, a dead peer, or one
    * that holds slots on purpose) would keep the tunnel, its sockets and
    * its ORPort connection forever; backpressure alone never ends. */
-  if ((self->ws_end.write_pending && now - self->ws_end.write_progress_at >= stall) ||
-      (self->tcp_end.write_pending && now - self->tcp_end.write_progress_at >= stall))
+  if (twp_relay_io_write_stalled (&self->ws_end, now, stall) ||
+      twp_relay_io_write_stalled (&self->tcp_end, now, stall))
     {
       fail_io (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                                           "a write made no progress within the stall timeout"));
@@ -1611,15 +1191,25 @@ relay_tick (TwpRelay *self,
     }
 }
 
+static gboolean cancelled_idle_cb (gpointer user_data);
+
 static void
 external_cancelled_cb (GCancellable *cancellable,
                        gpointer      user_data)
 {
   TwpRelay *self = user_data;
+  GSource *source;
 
-  /* May run in the thread that cancelled: only forward, and let our own
-   * cancellable's source tear down in our context. */
+  /* May run in the thread that cancelled: only forward, and tear down in
+   * our context. The source is made now, not kept per relay waiting on our
+   * cancellable: GLib's main loop walks every attached source on each
+   * wakeup, so one per open tunnel made each event cost O(tunnels). */
   g_cancellable_cancel (self->cancellable);
+  source = g_idle_source_new ();
+  g_source_set_static_name (source, "[twp] relay cancelled");
+  g_source_set_callback (source, cancelled_idle_cb, g_object_ref (self), g_object_unref);
+  g_source_attach (source, self->context);
+  g_source_unref (source);
 }
 
 static void
@@ -1632,8 +1222,7 @@ twp_relay_cancelled (TwpRelay *self)
 }
 
 static gboolean
-cancelled_idle_cb (GCancellable *cancellable,
-                   gpointer      user_data)
+cancelled_idle_cb (gpointer user_data)
 {
   twp_relay_cancelled (TWP_RELAY (user_data));
   return G_SOURCE_REMOVE;
@@ -1654,23 +1243,16 @@ twp_relay_run_async (TwpRelay            *self,
   g_task_set_check_cancellable (self->task, FALSE);
 
   allocate_buffers (self);
-  end_start (&self->tcp_end);
-  end_start (&self->ws_end);
+  twp_relay_io_start (&self->tcp_end);
+  twp_relay_io_start (&self->ws_end);
   self->last_data_at = self->last_ws_write_at = g_get_monotonic_time ();
 
   if (cancellable != NULL)
     {
-      GSource *source;
-
+      self->context = g_main_context_ref_thread_default ();
       self->external_cancellable = g_object_ref (cancellable);
       self->external_cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (external_cancelled_cb),
                                                            self, NULL);
-      /* Our own cancellable ending means teardown; watch it from our context. */
-      source = g_cancellable_source_new (self->cancellable);
-      g_source_set_static_name (source, "[twp] relay cancelled");
-      g_source_set_callback (source, G_SOURCE_FUNC (cancelled_idle_cb), g_object_ref (self), g_object_unref);
-      g_source_attach (source, g_main_context_get_thread_default ());
-      g_source_unref (source);
     }
 
   /* Every relay ticks: the stall check applies to all of them. */

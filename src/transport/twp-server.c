@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "twp-acceptor.h"
+#include "twp-deadline.h"
 #include "twp-extorport.h"
 #include "twp-log.h"
 #include "twp-memory-guard.h"
@@ -99,11 +100,9 @@ typedef struct {
   GSocketClient *socket_client;
   GSocketConnection *orport;
   GCancellable *connect_cancellable;   /* the connect to tor: our deadline's or conn's */
-  gulong connect_cancel_id;
-  GSource *tor_deadline;               /* bounds the connect to tor */
+  TwpDeadline *tor_deadline;           /* bounds the connect to tor */
   gint64 tor_started;                  /* monotonic time tor's step began */
   gboolean in_tor_step;                /* from the connect to tor until its answer */
-  gboolean tor_timed_out;
   GBytes *ws_leftover;
   char *response;
   gboolean answering;            /* a refusal counted, its answer being prepared */
@@ -195,11 +194,7 @@ server_connection_free (ServerConnection *conn)
   if (conn->deadline != NULL)
     g_source_destroy (conn->deadline);
   g_clear_pointer (&conn->deadline, g_source_unref);
-  if (conn->tor_deadline != NULL)
-    g_source_destroy (conn->tor_deadline);
-  g_clear_pointer (&conn->tor_deadline, g_source_unref);
-  if (conn->connect_cancel_id != 0)
-    g_cancellable_disconnect (conn->cancellable, conn->connect_cancel_id);
+  g_clear_pointer (&conn->tor_deadline, twp_deadline_free);
   g_clear_object (&conn->connect_cancellable);
   if (conn->relay != NULL)
     {
@@ -422,9 +417,7 @@ orport_connected_cb (GObject      *source,
   gint64 elapsed_ms;
 
   conn->orport = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
-  if (conn->tor_deadline != NULL)
-    g_source_destroy (conn->tor_deadline);
-  g_clear_pointer (&conn->tor_deadline, g_source_unref);
+  twp_deadline_disarm (conn->tor_deadline);
   if (conn->orport == NULL)
     {
       conn->in_tor_step = FALSE;
@@ -432,7 +425,7 @@ orport_connected_cb (GObject      *source,
         server_connection_close (conn);
       else
         {
-          if (conn->tor_timed_out)
+          if (twp_deadline_has_expired (conn->tor_deadline))
             twp_log_user (TWP_LOG_WARNING, "cannot connect to tor's %s: connecting stalled for %u ms",
                           tor_port_name (self), self->options.orport_timeout_ms);
           /* tor gives its port once, when it starts us; a reload that
@@ -470,26 +463,6 @@ orport_connected_cb (GObject      *source,
                                  conn->cancellable, extorport_done_cb, conn);
 }
 
-static gboolean
-tor_deadline_cb (gpointer user_data)
-{
-  ServerConnection *conn = user_data;
-
-  /* The connect fails with CANCELLED; the connection itself goes on to
-   * answer 503. */
-  g_clear_pointer (&conn->tor_deadline, g_source_unref);
-  conn->tor_timed_out = TRUE;
-  g_cancellable_cancel (conn->connect_cancellable);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-cancel_connect_cb (GCancellable *cancellable,
-                   gpointer      user_data)
-{
-  g_cancellable_cancel (G_CANCELLABLE (user_data));
-}
-
 static gboolean deadline_cb (gpointer user_data);
 
 /* (Re)arms the handshake deadline @ms from now. */
@@ -524,12 +497,10 @@ connect_to_tor (ServerConnection *conn)
   conn->tor_started = g_get_monotonic_time ();
   conn->in_tor_step = TRUE;
   conn->connect_cancellable = g_cancellable_new ();
-  conn->connect_cancel_id = g_cancellable_connect (conn->cancellable, G_CALLBACK (cancel_connect_cb),
-                                                   conn->connect_cancellable, NULL);
-  conn->tor_deadline = g_timeout_source_new (tor_ms);
-  g_source_set_static_name (conn->tor_deadline, "[twp] tor connect deadline");
-  g_source_set_callback (conn->tor_deadline, tor_deadline_cb, conn, NULL);
-  g_source_attach (conn->tor_deadline, g_main_context_get_thread_default ());
+  /* The connect fails with CANCELLED at the deadline; the connection
+   * itself goes on to answer 503. */
+  conn->tor_deadline = twp_deadline_new (conn->connect_cancellable, conn->cancellable, tor_ms,
+                                         "[twp] tor connect deadline");
 
   conn->socket_client = g_socket_client_new ();
   /* No g_socket_client_set_timeout (): GLib keeps it on the connected

@@ -7,10 +7,9 @@
 
 #include "twp-http-private.h"
 #include "twp-log.h"
+#include "twp-random.h"
 
-#include <errno.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <gio/gio.h>
 
@@ -140,31 +139,6 @@ request_target_is_safe (const char *target)
   return TRUE;
 }
 
-static void
-random_bytes (guint8 *buf,
-              gsize   len)
-{
-  gsize done = 0;
-
-  /* The key is not a secret (RFC 6455 10.3), but predictable keys would
-   * help a censor tell us apart: use the kernel's generator. */
-  while (done < len)
-    {
-      ssize_t n = getrandom (buf + done, len - done, 0);
-
-      if (n < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          break;
-        }
-      done += (gsize) n;
-    }
-  /* getrandom () only fails on kernels older than 3.17. */
-  for (; done < len; done++)
-    buf[done] = (guint8) g_random_int_range (0, 256);
-}
-
 static char *
 host_header_from_uri (GUri    *uri,
                       GError **error)
@@ -255,7 +229,10 @@ twp_ws_client_request_build (const TwpWsClientRequestOptions  *options,
       return NULL;
     }
 
-  random_bytes (raw_key, sizeof raw_key);
+  /* The key is not a secret (RFC 6455 10.3), but predictable keys would
+   * help a censor tell us apart. */
+  if (!twp_random_bytes (raw_key, sizeof raw_key, error))
+    return NULL;
   key = g_base64_encode (raw_key, sizeof raw_key);
 
   /* Header order of the proposal's examples; nothing that identifies us. */
