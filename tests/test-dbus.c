@@ -2218,6 +2218,100 @@ test_bus_goes_away_logged (void)
   private_bus_stop (&pb);
 }
 
+/* A session bus on a fixed path: a new daemon can take the same address. */
+static GSubprocess *
+bus_at_start (const char *address)
+{
+  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *address_arg = g_strdup_printf ("--address=%s", address);
+  g_autofree char *printed = NULL;
+  GSubprocess *daemon;
+
+  daemon = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", "--session", "--nofork", "--nopidfile",
+                                        address_arg, "--print-address=1", NULL);
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (daemon));
+  printed = g_data_input_stream_read_line (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (printed);
+  return daemon;
+}
+
+static void
+bus_at_stop (GSubprocess *daemon)
+{
+  g_subprocess_send_signal (daemon, SIGTERM);
+  g_subprocess_wait (daemon, NULL, NULL);
+}
+
+/* The bus that went away comes back at the same address (the session's
+ * dbus-daemon restarted): the same transport process owns its name and
+ * serves its objects there again, and the loss was said once. */
+static void
+test_bus_returns (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("twp-dbus-returns-XXXXXX", NULL);
+  g_autofree char *socket_path = g_build_filename (dir, "bus", NULL);
+  g_autofree char *address = g_strdup_printf ("unix:path=%s", socket_path);
+  g_autoptr(GSubprocess) daemon = bus_at_start (address);
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GDBusConnection) connection = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *state_dir = NULL;
+  g_autofree char *name = NULL;
+  g_autofree char *url = g_strdup_printf ("url=ws://127.0.0.1:%u/ws", peers.port);
+  guint unavailable;
+  guint16 port;
+
+  port = managed_start (address, "info", &process, &out, &state_dir);
+  name = g_strdup_printf ("io.github.TorWebSocketProxy1.instance%s", g_subprocess_get_identifier (process));
+  unavailable = read_until (out, "published on the session bus as");
+  g_assert_cmpuint (unavailable, ==, 0);
+
+  bus_at_stop (daemon);
+  g_clear_object (&daemon);
+  unavailable = read_until (out, "D-Bus status unavailable: the session bus connection closed");
+  g_assert_cmpuint (unavailable, ==, 1);
+  {
+    g_autoptr(GSocket) socket = socks_open (port, url);
+
+    assert_echo (socket, 4000);
+  }
+
+  /* Its socket went with the old daemon: the new one binds the path. */
+  daemon = bus_at_start (address);
+  unavailable += read_until (out, "D-Bus status available again");
+  unavailable += read_until (out, "published on the session bus as");
+  g_assert_cmpuint (unavailable, ==, 1);
+  connection = g_dbus_connection_new_for_address_sync (address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                       G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                       NULL, NULL, &error);
+  g_assert_no_error (error);
+  reply = g_dbus_connection_call_sync (connection, name, "/io/github/TorWebSocketProxy1/Transport",
+                                       "org.freedesktop.DBus.Properties", "Get",
+                                       g_variant_new ("(ss)", "io.github.TorWebSocketProxy1.Transport", "Role"),
+                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, DEADLINE_S * 1000, NULL,
+                                       &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GVariant) role = NULL;
+
+    g_variant_get (reply, "(v)", &role);
+    g_assert_cmpstr (g_variant_get_string (role, NULL), ==, "client");
+  }
+  g_dbus_connection_close_sync (connection, NULL, NULL);
+
+  managed_stop (process, out, state_dir, &unavailable);
+  g_assert_cmpuint (unavailable, ==, 1);
+  bus_at_stop (daemon);
+  g_remove (socket_path);
+  g_rmdir (dir);
+}
+
 /* LeakSanitizer checks the transports this test runs (each must exit 0),
  * not the test itself: libsoup 3.2 keeps server-side WebSocket connections
  * (and their sockets) alive on close timers past the end of the test. */
@@ -2323,6 +2417,7 @@ main (int    argc,
   g_test_add_func ("/dbus/server-counters", test_server_counters);
   g_test_add_func ("/dbus/bus-refuses-name", test_bus_refuses_name);
   g_test_add_func ("/dbus/bus-goes-away-logged", test_bus_goes_away_logged);
+  g_test_add_func ("/dbus/bus-returns", test_bus_returns);
   status = g_test_run ();
 
   peers_stop ();

@@ -16,7 +16,9 @@ G_BEGIN_DECLS
 #define TWP_TYPE_MONITOR (twp_monitor_get_type ())
 G_DECLARE_FINAL_TYPE (TwpMonitor, twp_monitor, TWP, MONITOR, GObject)
 
-/* @connection may be NULL (no session bus): the list then stays empty. */
+/* @connection may be NULL (no session bus): the list then stays empty.
+ * When the bus goes away the list empties, and the monitor connects again
+ * to the session bus address ("address" property) as it comes back. */
 TwpMonitor *twp_monitor_new           (GDBusConnection *connection);
 /* A GListModel of TwpInstance. */
 GListModel *twp_monitor_get_instances (TwpMonitor *self);

@@ -18,6 +18,10 @@
 /* From the D-Bus specification (RequestName). */
 #define DBUS_NAME_FLAG_DO_NOT_QUEUE 4
 #define DBUS_REQUEST_NAME_REPLY_PRIMARY_OWNER 1
+/* After the bus goes away: try its address again after 1 s, doubling up
+ * to a minute, so that a bus that stays away costs next to nothing. */
+#define RECONNECT_MIN_MS 1000
+#define RECONNECT_MAX_MS 60000
 
 struct _TwpDBusService
 {
@@ -35,6 +39,9 @@ struct _TwpDBusService
   GCancellable *cancellable;
   GDBusConnection *connection;   /* NULL until connected, and after stop */
   char *name;                    /* the name owned or being asked for */
+  char *address;                 /* the session bus's, kept to come back to it */
+  GSource *reconnect_timer;      /* while the bus is away */
+  guint reconnect_ms;            /* 0: not reconnecting */
 
   guint name_lost_id;            /* NameLost subscription while the name is ours */
   guint name_attempt;
@@ -228,6 +235,30 @@ unpublish (TwpDBusService *self)
   g_clear_object (&self->connection);
 }
 
+static void connect_to_bus (TwpDBusService *self);
+
+static gboolean
+reconnect_cb (gpointer user_data)
+{
+  TwpDBusService *self = user_data;
+
+  g_clear_pointer (&self->reconnect_timer, g_source_unref);
+  connect_to_bus (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_reconnect (TwpDBusService *self)
+{
+  if (self->stopped || self->reconnect_timer != NULL)
+    return;
+  self->reconnect_ms = CLAMP (self->reconnect_ms * 2, RECONNECT_MIN_MS, RECONNECT_MAX_MS);
+  self->reconnect_timer = g_timeout_source_new (self->reconnect_ms);
+  g_source_set_static_name (self->reconnect_timer, "[twp] D-Bus reconnect");
+  g_source_set_callback (self->reconnect_timer, reconnect_cb, self, NULL);
+  g_source_attach (self->reconnect_timer, NULL);
+}
+
 static void
 connection_closed_cb (GDBusConnection *connection,
                       gboolean         remote_peer_vanished,
@@ -236,10 +267,13 @@ connection_closed_cb (GDBusConnection *connection,
 {
   TwpDBusService *self = user_data;
 
-  /* The bus went away: the transport goes on serving tor, unobserved,
-   * and never reconnects (a bus that keeps failing must cost nothing). */
-  twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: the session bus connection closed");
+  /* The bus went away (the session ended, or its daemon restarted): the
+   * transport goes on serving tor, unobserved, and comes back to the
+   * same address when a bus answers there again. */
+  twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: the session bus connection closed; "
+                "publishing again when it returns");
   unpublish (self);
+  schedule_reconnect (self);
 }
 
 static void
@@ -338,9 +372,17 @@ connection_ready_cb (GObject      *source,
   connection = g_dbus_connection_new_for_address_finish (result, &error);
   if (connection == NULL)
     {
-      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: cannot connect to the session bus "
-                      "(bus policy or AppArmor?): %s", error->message);
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      /* Said once: the bus that went away is not back yet. */
+      if (self->reconnect_ms > 0)
+        {
+          twp_log_user (TWP_LOG_DEBUG, "the session bus is not back yet: %s", error->message);
+          schedule_reconnect (self);
+          return;
+        }
+      twp_log_user (TWP_LOG_NOTICE, "D-Bus status unavailable: cannot connect to the session bus "
+                    "(bus policy or AppArmor?): %s", error->message);
       return;
     }
   if (self->stopped)
@@ -348,36 +390,46 @@ connection_ready_cb (GObject      *source,
       g_dbus_connection_close (connection, NULL, NULL, NULL);
       return;
     }
+  if (self->reconnect_ms > 0)
+    {
+      twp_log_user (TWP_LOG_NOTICE, "D-Bus status available again: the session bus is back");
+      self->reconnect_ms = 0;
+    }
 
   self->connection = g_steal_pointer (&connection);
   g_signal_connect (self->connection, "closed", G_CALLBACK (connection_closed_cb), self);
   /* Export every object first, then own the name: whoever sees the name
    * finds the objects. */
   g_dbus_object_manager_server_set_connection (self->manager, self->connection);
+  self->name_attempt = 0;
   own_next_name (self);
+}
+
+static void
+connect_to_bus (TwpDBusService *self)
+{
+  /* Our own connection, not the shared singleton: g_bus_get() could
+   * autolaunch a bus and would exit the process when the bus goes away. */
+  g_dbus_connection_new_for_address (self->address,
+                                     G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                     G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                     NULL, self->cancellable, connection_ready_cb, g_object_ref (self));
 }
 
 void
 twp_dbus_service_start (TwpDBusService *self)
 {
-  g_autofree char *address = NULL;
-
   g_return_if_fail (TWP_IS_DBUS_SERVICE (self));
   g_return_if_fail (!self->started);
 
   self->started = TRUE;
-  address = twp_dbus_session_bus_address ();
-  if (address == NULL)
+  self->address = twp_dbus_session_bus_address ();
+  if (self->address == NULL)
     {
       twp_log_user (TWP_LOG_INFO, "no session bus; not published on D-Bus");
       return;
     }
-  /* Our own connection, not the shared singleton: g_bus_get() could
-   * autolaunch a bus and would exit the process when the bus goes away. */
-  g_dbus_connection_new_for_address (address,
-                                     G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                     G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                     NULL, self->cancellable, connection_ready_cb, g_object_ref (self));
+  connect_to_bus (self);
 }
 
 void
@@ -404,6 +456,9 @@ twp_dbus_service_stop (TwpDBusService *self)
   if (self->counters_timer != NULL)
     g_source_destroy (self->counters_timer);
   g_clear_pointer (&self->counters_timer, g_source_unref);
+  if (self->reconnect_timer != NULL)
+    g_source_destroy (self->reconnect_timer);
+  g_clear_pointer (&self->reconnect_timer, g_source_unref);
   unpublish (self);
 }
 
@@ -440,6 +495,7 @@ twp_dbus_service_finalize (GObject *object)
   g_ptr_array_unref (self->bridge_order);
   g_object_unref (self->cancellable);
   g_free (self->name);
+  g_free (self->address);
 
   G_OBJECT_CLASS (twp_dbus_service_parent_class)->finalize (object);
 }

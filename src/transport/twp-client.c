@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "twp-acceptor.h"
 #include "twp-enum-types.h"
 #include "twp-failure.h"
 #include "twp-bridge-private.h"
@@ -42,7 +43,7 @@ struct _TwpClient
   GObject parent_instance;
 
   /* owned */
-  GSocketService *service;
+  TwpAcceptor *service;
   GHashTable *connections;       /* ClientConnection* set */
   TwpClientOptions options;      /* with references to its objects */
   GListStore *bridges;           /* TwpBridge, in order of first use */
@@ -616,7 +617,7 @@ handshake_done_cb (GObject      *source,
 }
 
 static gboolean
-incoming_cb (GSocketService    *service,
+incoming_cb (TwpAcceptor       *service,
              GSocketConnection *connection,
              GObject           *source_object,
              gpointer           user_data)
@@ -792,7 +793,7 @@ twp_client_new (const TwpClientOptions *options)
                       twp_args_get_value (options->default_args, i));
     }
 
-  self->service = g_socket_service_new ();
+  self->service = twp_acceptor_new ();
   /* tor opens circuits in bursts; GLib's default backlog of 10 would drop
    * connections that then wait for SYN retries. */
   g_socket_listener_set_backlog (G_SOCKET_LISTENER (self->service), 4096);
@@ -817,7 +818,7 @@ twp_client_listen (TwpClient     *self,
                                       G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
                                       NULL, &effective, error))
     return NULL;
-  g_socket_service_start (self->service);
+  twp_acceptor_start (self->service);
   self->listening = TRUE;
   update_state (self);
   return G_INET_SOCKET_ADDRESS (g_steal_pointer (&effective));
@@ -915,7 +916,7 @@ twp_client_stop (TwpClient *self)
     }
   if (self->service != NULL)
     {
-      g_socket_service_stop (self->service);
+      twp_acceptor_stop (self->service);
       g_socket_listener_close (G_SOCKET_LISTENER (self->service));
     }
   /* Cancelling lets each pending callback run once more and find its

@@ -12,6 +12,7 @@
 #include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
 
+#include "twp-acceptor.h"
 #include "twp-http.h"
 #include "twp-log.h"
 #include "twp-pt-env.h"
@@ -29,7 +30,7 @@ struct _TwpMetricsEndpoint
 
   /* owned */
   TwpServer *server;
-  GSocketService *service;
+  TwpAcceptor *service;
   GHashTable *clients;           /* MetricsClient* set */
   char *socket_path;             /* the Unix socket we created, removed on stop */
 };
@@ -502,7 +503,7 @@ client_deadline_cb (gpointer user_data)
 }
 
 static gboolean
-incoming_cb (GSocketService    *service,
+incoming_cb (TwpAcceptor       *service,
              GSocketConnection *connection,
              GObject           *source_object,
              gpointer           user_data)
@@ -541,7 +542,7 @@ twp_metrics_endpoint_stop (TwpMetricsEndpoint *self)
 
   if (self->service != NULL)
     {
-      g_socket_service_stop (self->service);
+      twp_acceptor_stop (self->service);
       g_socket_listener_close (G_SOCKET_LISTENER (self->service));
     }
   g_hash_table_remove_all (self->clients);
@@ -633,7 +634,7 @@ twp_metrics_endpoint_listen (TwpMetricsEndpoint  *self,
   if (socket == NULL)
     return FALSE;
 
-  self->service = g_socket_service_new ();
+  self->service = twp_acceptor_new ();
   g_signal_connect_object (self->service, "incoming", G_CALLBACK (incoming_cb), self, 0);
   if (!g_socket_bind (socket, address, TRUE, error) ||
       !g_socket_listen (socket, error) ||
@@ -644,6 +645,6 @@ twp_metrics_endpoint_listen (TwpMetricsEndpoint  *self,
     }
   if (G_IS_UNIX_SOCKET_ADDRESS (address))
     self->socket_path = g_strdup (g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (address)));
-  g_socket_service_start (self->service);
+  twp_acceptor_start (self->service);
   return TRUE;
 }

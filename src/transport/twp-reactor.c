@@ -131,6 +131,12 @@ get_reactor (void)
   return reactor;
 }
 
+void
+twp_reactor_ensure (void)
+{
+  get_reactor ();
+}
+
 TwpReactorWatch *
 twp_reactor_watch_new (int            fd,
                        TwpReactorFunc func,

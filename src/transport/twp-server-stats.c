@@ -37,6 +37,8 @@ static const char *const refusal_names[TWP_SERVER_N_REFUSALS] = {
   [TWP_SERVER_REFUSAL_NOT_WEBSOCKET] = "not_websocket",
   [TWP_SERVER_REFUSAL_BAD_REQUEST] = "bad_request",
   [TWP_SERVER_REFUSAL_TOR_UNAVAILABLE] = "tor_unavailable",
+  [TWP_SERVER_REFUSAL_MEMORY_PRESSURE] = "memory_pressure",
+  [TWP_SERVER_REFUSAL_OUT_OF_FDS] = "out_of_fds",
 };
 
 static const char *const extorport_names[TWP_SERVER_N_EXTORPORT_FAILURES] = {

@@ -24,6 +24,8 @@ typedef enum {
   TWP_SERVER_REFUSAL_NOT_WEBSOCKET,     /* an ordinary HTTP request */
   TWP_SERVER_REFUSAL_BAD_REQUEST,       /* 400: a malformed or oversized request */
   TWP_SERVER_REFUSAL_TOR_UNAVAILABLE,   /* 503: tor's (Extended) ORPort failed */
+  TWP_SERVER_REFUSAL_MEMORY_PRESSURE,   /* 503: near the cgroup's memory limit */
+  TWP_SERVER_REFUSAL_OUT_OF_FDS,        /* closed at accept: no file descriptor left */
   TWP_SERVER_N_REFUSALS
 } TwpServerRefusal;
 

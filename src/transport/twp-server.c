@@ -9,9 +9,11 @@
 #include <netinet/tcp.h>
 #include <string.h>
 
+#include "twp-acceptor.h"
 #include "twp-deadline.h"
 #include "twp-extorport.h"
 #include "twp-log.h"
+#include "twp-memory-guard.h"
 #include "twp-pt-env.h"
 #include "twp-server-request.h"
 #include "twp-server-stats.h"
@@ -31,7 +33,7 @@ struct _TwpServer
   GObject parent_instance;
 
   /* owned */
-  GSocketService *service;
+  TwpAcceptor *service;
   GHashTable *connections;       /* ServerConnection* set */
   GHashTable *per_address;       /* client address (string) -> connections, for max-connections-per-ip */
   GQueue reading_head;           /* ServerConnection* still in TLS or reading their head, oldest first */
@@ -39,6 +41,7 @@ struct _TwpServer
   TwpServerOptions options;
   TwpServerStats *stats;
   TwpTlsCredentials *tls_credentials;   /* tls-cert=/tls-key=, for every connection */
+  TwpMemoryGuard *memory_guard;  /* this process's cgroup; NULL: none */
 
   guint64 bytes_from_ws_done;    /* totals of relays that ended */
   guint64 bytes_to_ws_done;
@@ -588,6 +591,15 @@ handle_request (ServerConnection *conn,
       count_address (conn, g_steal_pointer (&key));
     }
 
+  /* Near the cgroup's memory limit, a new tunnel would risk the OOM
+   * killer ending all the others. */
+  if (self->memory_guard != NULL && twp_memory_guard_is_over (self->memory_guard, g_get_monotonic_time ()))
+    {
+      twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_MEMORY_PRESSURE);
+      send_error (conn, 503);
+      return;
+    }
+
   /* tor comes first: a bridge whose tor is down answers 503 instead of
    * accepting a WebSocket it cannot serve. */
   connect_to_tor (conn);
@@ -721,8 +733,18 @@ make_room (TwpServer *self)
   return TRUE;
 }
 
+static void
+refused_cb (TwpAcceptor *service,
+            gpointer     user_data)
+{
+  TwpServer *self = user_data;
+
+  twp_server_stats_connection_accepted (self->stats);
+  twp_server_stats_refused (self->stats, TWP_SERVER_REFUSAL_OUT_OF_FDS);
+}
+
 static gboolean
-incoming_cb (GSocketService    *service,
+incoming_cb (TwpAcceptor       *service,
              GSocketConnection *connection,
              GObject           *source_object,
              gpointer           user_data)
@@ -817,6 +839,7 @@ twp_server_finalize (GObject *object)
   twp_server_options_clear (&self->options);
   g_clear_object (&self->stats);
   g_clear_pointer (&self->tls_credentials, twp_tls_credentials_unref);
+  g_clear_pointer (&self->memory_guard, twp_memory_guard_free);
 
   G_OBJECT_CLASS (twp_server_parent_class)->finalize (object);
 }
@@ -886,8 +909,10 @@ twp_server_new (TwpServerOptions *options)
   self->options.orport_timeout_ms = MAX (1, MIN (self->options.orport_timeout_ms,
                                                  self->options.handshake_timeout_ms / 2));
 
-  self->service = g_socket_service_new ();
+  self->service = twp_acceptor_new ();
   g_signal_connect_object (self->service, "incoming", G_CALLBACK (incoming_cb), self, 0);
+  g_signal_connect_object (self->service, "refused", G_CALLBACK (refused_cb), self, 0);
+  self->memory_guard = twp_memory_guard_new_self ();
   return self;
 }
 
@@ -927,10 +952,20 @@ twp_server_listen (TwpServer     *self,
       !g_socket_listen (socket, error) ||
       !g_socket_listener_add_socket (G_SOCKET_LISTENER (self->service), socket, NULL, error))
     return NULL;
-  g_socket_service_start (self->service);
+  twp_acceptor_start (self->service);
   self->listening = TRUE;
   update_state (self);
   return G_INET_SOCKET_ADDRESS (g_socket_get_local_address (socket, error));
+}
+
+void
+twp_server_set_memory_guard (TwpServer      *self,
+                             TwpMemoryGuard *guard)
+{
+  g_return_if_fail (TWP_IS_SERVER (self));
+
+  g_clear_pointer (&self->memory_guard, twp_memory_guard_free);
+  self->memory_guard = guard;
 }
 
 guint
@@ -996,7 +1031,7 @@ twp_server_stop_accepting (TwpServer *self)
 
   if (self->service != NULL)
     {
-      g_socket_service_stop (self->service);
+      twp_acceptor_stop (self->service);
       g_socket_listener_close (G_SOCKET_LISTENER (self->service));
     }
   self->stopping = TRUE;

@@ -7,6 +7,7 @@
 
 #include <gio/gio.h>
 
+#include "twp-memory-guard.h"
 #include "twp-relay.h"
 #include "twp-server-options.h"
 #include "twp-server-stats.h"
@@ -25,6 +26,10 @@ GInetSocketAddress *twp_server_listen   (TwpServer     *self,
                                          GInetAddress  *address,
                                          guint16        port,
                                          GError       **error);
+/* Takes @guard (NULL: never shed for memory) in place of the one for
+ * this process's own cgroup. */
+void                twp_server_set_memory_guard  (TwpServer      *self,
+                                                  TwpMemoryGuard *guard);
 guint               twp_server_get_n_connections (TwpServer *self);
 /* Starting until it listens, ready or connected (any connection open),
  * stopping once it no longer accepts. */
