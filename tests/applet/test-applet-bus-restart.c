@@ -12,26 +12,21 @@
 #include <adwaita.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "twp-dbus-generated.h"
 #include "twp-monitor.h"
+#include "twp-test-utils.h"
 #include "twp-window.h"
 
 #define ROOT_PATH "/io/github/TorWebSocketProxy1"
 
-/* Every wait has a deadline and fails loudly when it passes. */
-#define WAIT_UNTIL(cond, seconds, what)                                      \
-  G_STMT_START {                                                             \
-    gint64 _deadline = g_get_monotonic_time () + (seconds) * G_USEC_PER_SEC; \
-    while (!(cond))                                                          \
-      {                                                                      \
-        if (g_get_monotonic_time () > _deadline)                             \
-          g_error ("Timed out after %d s waiting for %s", (int) (seconds), what); \
-        g_main_context_iteration (NULL, FALSE);                              \
-        g_usleep (2000);                                                     \
-      }                                                                      \
-  } G_STMT_END
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
 
 static GSubprocess *
 bus_start (const char *address)
@@ -40,10 +35,14 @@ bus_start (const char *address)
   g_autofree char *address_arg = g_strdup_printf ("--address=%s", address);
   g_autoptr(GDataInputStream) out = NULL;
   g_autofree char *printed = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
   GSubprocess *daemon;
 
-  daemon = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, "dbus-daemon", "--session", "--nofork",
-                             "--nopidfile", address_arg, "--print-address=1", NULL);
+  /* A failed assertion aborts this process: the daemon must not outlive it. */
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  daemon = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", "--session", "--nofork",
+                                        "--nopidfile", address_arg, "--print-address=1", NULL);
   g_assert_no_error (error);
   out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (daemon));
   printed = g_data_input_stream_read_line (out, NULL, NULL, &error);
@@ -142,13 +141,14 @@ test_bus_restart (void)
   g_clear_object (&watching);
   window = twp_window_new (NULL, monitor);
   gtk_window_present (GTK_WINDOW (window));
-  WAIT_UNTIL (shows (monitor, window, name), 20, "the transport in the window");
+  TWP_TEST_ASSERT_WAIT (shows (monitor, window, name), 20000, "the transport in the window");
 
   /* The bus goes away: nothing shown, the app still running. */
   bus_stop (daemon);
   g_clear_object (&daemon);
-  WAIT_UNTIL (g_list_model_get_n_items (twp_monitor_get_instances (monitor)) == 0 && twp_window_is_empty (window),
-              20, "the window to empty with the bus gone");
+  TWP_TEST_ASSERT_WAIT (g_list_model_get_n_items (twp_monitor_get_instances (monitor)) == 0 &&
+                        twp_window_is_empty (window),
+                        20000, "the window to empty with the bus gone");
   g_object_get (monitor, "connection", &current, NULL);
   g_assert_null (current);
 
@@ -157,7 +157,7 @@ test_bus_restart (void)
   g_clear_object (&service);
   daemon = bus_start (address);
   service = fake_publish (manager, address, name);
-  WAIT_UNTIL (shows (monitor, window, name), 30, "the transport back in the window");
+  TWP_TEST_ASSERT_WAIT (shows (monitor, window, name), 30000, "the transport back in the window");
   g_object_get (monitor, "connection", &current, NULL);
   g_assert_nonnull (current);
   g_assert_false (g_dbus_connection_is_closed (current));

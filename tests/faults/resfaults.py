@@ -21,6 +21,11 @@ import time
 
 DEADLINE = 30.0
 
+# Reports of AddressSanitizer/UBSan in a transport's stderr: the case fails
+# (checked when the transports are stopped, at the latest in Cleanup).
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:")
+sanitizer_reports = []
+
 
 def fail(why):
     print(f"FAIL: {why}", flush=True)
@@ -75,8 +80,12 @@ class Transport:
     def __init__(self, args, env, preexec_fn=None):
         self.lines = []
         self.cond = threading.Condition()
+        # stderr goes to a file, read when stopping: a sanitizer's report
+        # there fails the case.
+        self.stderr = tempfile.TemporaryFile()
+        self.checked = False
         self.proc = subprocess.Popen([os.environ["TWP_BINARY"]] + args, env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=None, preexec_fn=preexec_fn)
+                                     stdout=subprocess.PIPE, stderr=self.stderr, preexec_fn=preexec_fn)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -122,6 +131,16 @@ class Transport:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.checked:
+            return
+        self.checked = True
+        self.stderr.seek(0)
+        for raw in self.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            print(f"  [{self.proc.pid} stderr] {line}", flush=True)
+            if SANITIZER_RE.search(line):
+                sanitizer_reports.append(f"{self.proc.pid}: {line}")
+        self.stderr.close()
 
 
 def pt_env(state_dir, extra):
@@ -280,8 +299,22 @@ def wait_until(cond, what, timeout=DEADLINE, step=0.1):
         time.sleep(step)
 
 
+def _interrupted(signum, frame):
+    # Later signals must not interrupt the cleanup this starts.
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    print(f"interrupted by signal {signum}: cleaning up", flush=True)
+    sys.exit(1)
+
+
 class Cleanup:
+    """Runs the registered actions in reverse on every way out, meson's
+    timeout (SIGTERM) and ^C included, then fails the case if a transport's
+    stderr held a sanitizer report."""
+
     def __init__(self):
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, _interrupted)
         self.tmp = tempfile.mkdtemp(prefix="twp-faults-")
         self.actions = []
 
@@ -298,4 +331,8 @@ class Cleanup:
             except Exception as e:  # cleanup goes on
                 print(f"cleanup: {e}", flush=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if sanitizer_reports:
+            for report in sanitizer_reports:
+                print(f"FAIL: sanitizer report: {report}", flush=True)
+            sys.exit(1)
         return False

@@ -6,6 +6,7 @@ in tor's log, and publishes its name and objects again on the new bus
 without a restart (same PID)."""
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -21,8 +22,10 @@ DAEMON = shutil.which("dbus-daemon")
 def start_bus(address):
     bus = subprocess.Popen([DAEMON, "--session", "--nofork", "--nopidfile", f"--address={address}",
                             "--print-address"], stdout=subprocess.PIPE)
-    line = bus.stdout.readline().decode().strip()
+    ready, _, _ = select.select([bus.stdout], [], [], 30)
+    line = bus.stdout.readline().decode().strip() if ready else ""
     if not line:
+        bus.kill()
         bus.wait()
         raise RuntimeError("dbus-daemon did not start")
     return bus

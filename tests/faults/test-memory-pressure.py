@@ -21,26 +21,31 @@ from resfaults import (Cleanup, Echo, check, echo_check, skip, socks_open, start
 LIMIT = 256 << 20
 
 
+def limited_cgroup(path, limit_file):
+    """Creates @path with LIMIT in @limit_file; removes it again (then
+    skips) when the limit cannot be set."""
+    os.mkdir(path)
+    try:
+        with open(os.path.join(path, limit_file), "w") as f:
+            f.write(str(LIMIT))
+    except OSError as e:
+        os.rmdir(path)
+        skip(f"cannot limit a memory cgroup here: {e}")
+    return path
+
+
 def make_cgroup(name):
     """(directory, v2) of a new memory cgroup with LIMIT, or skip."""
     v1 = "/sys/fs/cgroup/memory"
     v2 = "/sys/fs/cgroup"
     try:
         if os.path.isfile(os.path.join(v1, "memory.limit_in_bytes")):
-            path = os.path.join(v1, name)
-            os.mkdir(path)
-            with open(os.path.join(path, "memory.limit_in_bytes"), "w") as f:
-                f.write(str(LIMIT))
-            return path, False
+            return limited_cgroup(os.path.join(v1, name), "memory.limit_in_bytes"), False
         if os.path.isfile(os.path.join(v2, "cgroup.controllers")):
             with open(os.path.join(v2, "cgroup.subtree_control")) as f:
                 if "memory" not in f.read().split():
                     skip("cgroup v2 without the memory controller enabled for children")
-            path = os.path.join(v2, name)
-            os.mkdir(path)
-            with open(os.path.join(path, "memory.max"), "w") as f:
-                f.write(str(LIMIT))
-            return path, True
+            return limited_cgroup(os.path.join(v2, name), "memory.max"), True
     except OSError as e:
         skip(f"cannot create a memory cgroup here: {e}")
     skip("no cgroup memory controller mounted")
@@ -129,6 +134,7 @@ def main():
         check(server.alive(), "the server was not killed")
         refused = metric(metrics, 'tor_websocket_proxy_handshakes_refused_total{reason="memory_pressure"}')
         check(refused is not None and refused >= 6, f"metrics count the refusals (memory_pressure {refused})")
+        server.wait_line(r"LOG SEVERITY=warning MESSAGE=.*memory use is at")
         check(server.count(r"LOG SEVERITY=warning MESSAGE=.*memory use is at") == 1,
               "tor's log says it once, not per connection")
 
