@@ -170,10 +170,14 @@ def main():
                        % (STALL, flood.sent // 1024))
             case.note("the dead tunnels ended %.1f s after the black hole began"
                       % (time.monotonic() - holed_at))
-            said = wait_until("the client's LOG lines on the ends",
-                              lambda: [l for l in client.logs()[log_start:]
-                                       if "connection to bridge ended" in l], DEADLINE)
-            case.check(len(said) >= 3 and all("keepalive" in l or "stall" in l or "progress" in l
+            # One line per dead tunnel (A's idle ones and the busy one),
+            # read by another thread: wait for all of them.
+            dead = len(idle_a) + 1
+            said = wait_until("the client's LOG lines on the %d ends" % dead,
+                              lambda: (lambda ended: ended if len(ended) >= dead else None)(
+                                  [l for l in client.logs()[log_start:] if "connection to bridge ended" in l]),
+                              DEADLINE)
+            case.check(len(said) >= dead and all("keepalive" in l or "stall" in l or "progress" in l
                                                 for l in said),
                        "tor's log says why each dead tunnel ended", "\n".join(said))
             for l in said:

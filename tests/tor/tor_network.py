@@ -18,6 +18,7 @@ import atexit
 import hashlib
 import http.server
 import os
+import random
 import re
 import shutil
 import signal
@@ -190,14 +191,31 @@ def free_port():
     tor binds these itself, and the torrc files (and the authorities' view
     of the network) must name them before it starts, so port 0 cannot serve:
     another process may take the port in between, a race we accept here.
+    It is kept small by picking below the kernel's ephemeral range (as
+    tests/twp-test-utils.c does), where outgoing connections and port 0
+    listeners never land.
     """
-    while True:
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for attempt in range(200):
+        if low > 2048 and attempt < 100:
+            candidate = random.randrange(low // 2, low)
+        else:
+            candidate = 0    # a machine whose range starts low: any port
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((LOOPBACK, 0))
+            try:
+                s.bind((LOOPBACK, candidate))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         if port not in _USED_PORTS:
             _USED_PORTS.add(port)
             return port
+    raise TorNetworkError("no free TCP port on %s" % LOOPBACK)
 
 
 def _check_no_space(what, value):
