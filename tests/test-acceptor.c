@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "twp-acceptor.h"
+#include "twp-test-utils.h"
 
 #define DEADLINE_S 30
 
@@ -39,21 +40,6 @@ refused_cb (TwpAcceptor *acceptor,
             Counts      *counts)
 {
   counts->n_refused++;
-}
-
-static void
-iterate_until (const guint *counter,
-               guint        value,
-               const char  *what)
-{
-  gint64 deadline = g_get_monotonic_time () + DEADLINE_S * G_USEC_PER_SEC;
-
-  while (*counter < value)
-    {
-      if (g_get_monotonic_time () > deadline)
-        g_error ("Timed out waiting for %s", what);
-      g_main_context_iteration (NULL, TRUE);
-    }
 }
 
 /* A blocking client socket connected (in the backlog) to @port. */
@@ -99,7 +85,7 @@ test_out_of_descriptors (void)
   twp_acceptor_start (acceptor);
 
   client = connect_to (port);
-  iterate_until (&counts.n_incoming, 1, "a first connection");
+  TWP_TEST_ASSERT_WAIT (counts.n_incoming >= 1, DEADLINE_S * 1000, "a first connection");
   g_clear_object (&client);
 
   /* A low limit, then every descriptor under it taken but one, which
@@ -116,7 +102,7 @@ test_out_of_descriptors (void)
   client = connect_to (port);
 
   /* Refused: closed by the acceptor, not left waiting in the backlog. */
-  iterate_until (&counts.n_refused, 1, "the connection refused at the limit");
+  TWP_TEST_ASSERT_WAIT (counts.n_refused >= 1, DEADLINE_S * 1000, "the connection refused at the limit");
   g_assert_cmpint (g_socket_receive (client, &byte, 1, NULL, &error), ==, 0);
   g_assert_no_error (error);
   g_assert_cmpuint (counts.n_incoming, ==, 1);
@@ -128,8 +114,34 @@ test_out_of_descriptors (void)
     close (g_array_index (fillers, int, i));
   g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &saved), ==, 0);
   client = connect_to (port);
-  iterate_until (&counts.n_incoming, 2, "a connection once descriptors are free");
+  TWP_TEST_ASSERT_WAIT (counts.n_incoming >= 2, DEADLINE_S * 1000, "a connection once descriptors are free");
   g_assert_cmpuint (counts.n_refused, ==, 1);
+
+  twp_acceptor_stop (acceptor);
+  g_socket_listener_close (G_SOCKET_LISTENER (acceptor));
+}
+
+/* A socket added after accepting started is accepted on too. */
+static void
+test_socket_added (void)
+{
+  g_autoptr(TwpAcceptor) acceptor = twp_acceptor_new ();
+  g_autoptr(GSocket) first_client = NULL;
+  g_autoptr(GSocket) second_client = NULL;
+  Counts counts = { 0, };
+  guint16 first;
+  guint16 second;
+
+  g_signal_connect (acceptor, "incoming", G_CALLBACK (incoming_cb), &counts);
+  first = twp_test_listener_add_loopback (G_SOCKET_LISTENER (acceptor));
+  twp_acceptor_start (acceptor);
+  second = twp_test_listener_add_loopback (G_SOCKET_LISTENER (acceptor));
+
+  second_client = connect_to (second);
+  TWP_TEST_ASSERT_WAIT (counts.n_incoming >= 1, DEADLINE_S * 1000, "a connection to the socket added later");
+  first_client = connect_to (first);
+  TWP_TEST_ASSERT_WAIT (counts.n_incoming >= 2, DEADLINE_S * 1000, "a connection to the first socket");
+  g_assert_cmpuint (counts.n_refused, ==, 0);
 
   twp_acceptor_stop (acceptor);
   g_socket_listener_close (G_SOCKET_LISTENER (acceptor));
@@ -142,5 +154,6 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/acceptor/out-of-descriptors", test_out_of_descriptors);
+  g_test_add_func ("/acceptor/socket-added", test_socket_added);
   return g_test_run ();
 }

@@ -247,13 +247,31 @@ twp_acceptor_finalize (GObject *object)
   G_OBJECT_CLASS (twp_acceptor_parent_class)->finalize (object);
 }
 
+/* A socket added while accepting: the pending accept does not cover it, so
+ * it is replaced by one that does (as GSocketService does). During a
+ * back-off the next accept covers it anyway. */
+static void
+twp_acceptor_changed (GSocketListener *listener)
+{
+  TwpAcceptor *self = TWP_ACCEPTOR (listener);
+
+  if (!self->active || self->backoff != NULL)
+    return;
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
+  accept_next (self);
+}
+
 static void
 twp_acceptor_class_init (TwpAcceptorClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GSocketListenerClass *listener_class = G_SOCKET_LISTENER_CLASS (klass);
 
   object_class->dispose = twp_acceptor_dispose;
   object_class->finalize = twp_acceptor_finalize;
+  listener_class->changed = twp_acceptor_changed;
 
   signals[SIGNAL_INCOMING] =
     g_signal_new ("incoming", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
