@@ -298,7 +298,9 @@ twp_monitor_constructed (GObject *object)
   if (self->address == NULL)
     self->address = session_bus_address ();
   /* GApplication's bus connection would end the app with the bus: the
-   * window stays and follows the bus that comes back. */
+   * window stays and follows the bus that comes back. GApplication itself
+   * keeps the old connection (its name and its notifications are gone
+   * until the app restarts); only the window follows. */
   g_dbus_connection_set_exit_on_close (self->connection, FALSE);
   watch_bus (self);
 }

@@ -20,12 +20,12 @@ typedef void (*TwpReactorFunc) (TwpReactorWatch *watch,
                                 guint32          events,
                                 gpointer         user_data);
 
-/* Watches @fd (which stays the caller's) on the thread-default main
- * context; no events until twp_reactor_watch_set_events(). */
 /* Creates the main context's reactor now, while descriptors are plenty:
  * the first tunnel may come when the process is at its limit, and the
  * reactor's epoll descriptor cannot fail then. */
 void             twp_reactor_ensure           (void);
+/* Watches @fd (which stays the caller's) on the thread-default main
+ * context; no events until twp_reactor_watch_set_events(). */
 TwpReactorWatch *twp_reactor_watch_new        (int              fd,
                                                TwpReactorFunc   func,
                                                gpointer         user_data);

@@ -327,6 +327,9 @@ end_gio_read_cb (GObject      *source,
   gssize n;
 
   n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  /* Stopped meanwhile (twp_relay_io_stop() cleared it): not delivered. */
+  if (!end->read_pending)
+    return;
   end->read_pending = FALSE;
   end->read_done (owner, n, error);
 }
@@ -341,6 +344,9 @@ end_gio_write_cb (GObject      *source,
   g_autoptr(GError) error = NULL;
 
   g_output_stream_writev_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
+  /* Stopped meanwhile (twp_relay_io_stop() cleared it): not delivered. */
+  if (!end->write_pending)
+    return;
   end->write_pending = FALSE;
   end->write_done (owner, error);
 }
