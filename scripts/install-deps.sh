@@ -18,6 +18,8 @@ packages=(
   tor
   # fault suite: packet loss and black holes in a network namespace
   nftables iproute2
+  # the house style check (suite scripts) lists the files git tracks
+  git
   # the AppArmor profile's parse check (suite data): apparmor_parser
   apparmor
   # browser, reverse proxy, other WebSocket implementations
