@@ -540,7 +540,9 @@ test_end_to_end (void)
   g_test_message ("a11y name: %s", twp_bridge_row_get_accessible_label (bad));
   g_test_message ("a11y description: %s", twp_bridge_row_get_accessible_description (bad));
 
-  /* Every Test button says which bridge it tests. */
+  /* Every Test button says which bridge it tests, once the row has its
+   * URL (GetUrl is an asynchronous call of its own). */
+  TWP_TEST_ASSERT_WAIT (twp_bridge_row_get_host (bad) != NULL, 10000, "the failing bridge's URL");
   gtk_test_accessible_assert_property (twp_bridge_row_get_test_button (bad), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION,
                                        "Test the bridge 127.0.0.1");
 
