@@ -2226,34 +2226,6 @@ test_bus_goes_away_logged (void)
   private_bus_stop (&pb);
 }
 
-/* A session bus on a fixed path: a new daemon can take the same address. */
-static GSubprocess *
-bus_at_start (const char *address)
-{
-  g_autoptr(GSubprocessLauncher) launcher = launcher_new ();
-  g_autoptr(GDataInputStream) out = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *address_arg = g_strdup_printf ("--address=%s", address);
-  g_autofree char *printed = NULL;
-  GSubprocess *daemon;
-
-  daemon = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", "--session", "--nofork", "--nopidfile",
-                                        address_arg, "--print-address=1", NULL);
-  g_assert_no_error (error);
-  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (daemon));
-  printed = g_data_input_stream_read_line (out, NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (printed);
-  return daemon;
-}
-
-static void
-bus_at_stop (GSubprocess *daemon)
-{
-  g_subprocess_send_signal (daemon, SIGTERM);
-  g_subprocess_wait (daemon, NULL, NULL);
-}
-
 /* The bus that went away comes back at the same address (the session's
  * dbus-daemon restarted): the same transport process owns its name and
  * serves its objects there again, and the loss was said once. */
@@ -2263,7 +2235,7 @@ test_bus_returns (void)
   g_autofree char *dir = g_dir_make_tmp ("twp-dbus-returns-XXXXXX", NULL);
   g_autofree char *socket_path = g_build_filename (dir, "bus", NULL);
   g_autofree char *address = g_strdup_printf ("unix:path=%s", socket_path);
-  g_autoptr(GSubprocess) daemon = bus_at_start (address);
+  g_autoptr(GSubprocess) daemon = twp_test_bus_start (address);
   g_autoptr(GSubprocess) process = NULL;
   g_autoptr(GDataInputStream) out = NULL;
   g_autoptr(GDBusConnection) connection = NULL;
@@ -2280,7 +2252,7 @@ test_bus_returns (void)
   unavailable = read_until (out, "published on the session bus as");
   g_assert_cmpuint (unavailable, ==, 0);
 
-  bus_at_stop (daemon);
+  twp_test_bus_stop (daemon);
   g_clear_object (&daemon);
   unavailable = read_until (out, "D-Bus status unavailable: the session bus connection closed");
   g_assert_cmpuint (unavailable, ==, 1);
@@ -2291,7 +2263,7 @@ test_bus_returns (void)
   }
 
   /* Its socket went with the old daemon: the new one binds the path. */
-  daemon = bus_at_start (address);
+  daemon = twp_test_bus_start (address);
   unavailable += read_until (out, "D-Bus status available again");
   unavailable += read_until (out, "published on the session bus as");
   g_assert_cmpuint (unavailable, ==, 1);
@@ -2315,7 +2287,7 @@ test_bus_returns (void)
 
   managed_stop (process, out, state_dir, &unavailable);
   g_assert_cmpuint (unavailable, ==, 1);
-  bus_at_stop (daemon);
+  twp_test_bus_stop (daemon);
   g_remove (socket_path);
   g_rmdir (dir);
 }

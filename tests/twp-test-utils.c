@@ -3,7 +3,9 @@
 
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "twp-test-utils.h"
 
@@ -465,4 +467,42 @@ twp_test_proc_stop (TwpTestProc *proc)
   g_assert_cmpint (g_subprocess_get_exit_status (proc->process), ==, 0);
   twp_test_proc_assert_clean_after_done (proc);
   twp_test_proc_free (proc);
+}
+
+/* ---- a session bus of the test's own ------------------------------------ */
+
+static void
+die_with_parent (gpointer user_data)
+{
+  /* A failed assertion aborts the test: the daemon must not outlive it. */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+GSubprocess *
+twp_test_bus_start (const char *address)
+{
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *address_arg = g_strdup_printf ("--address=%s", address);
+  g_autofree char *printed = NULL;
+  GSubprocess *daemon;
+
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  daemon = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", "--session", "--nofork", "--nopidfile",
+                                        address_arg, "--print-address=1", NULL);
+  g_assert_no_error (error);
+  /* It prints its address once it listens. */
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (daemon));
+  printed = g_data_input_stream_read_line (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (printed);
+  return daemon;
+}
+
+void
+twp_test_bus_stop (GSubprocess *daemon)
+{
+  g_subprocess_send_signal (daemon, SIGTERM);
+  g_subprocess_wait (daemon, NULL, NULL);
 }

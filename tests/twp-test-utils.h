@@ -127,4 +127,13 @@ void         twp_test_proc_free                (TwpTestProc        *proc);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TwpTestProc, twp_test_proc_free)
 
+/* ---- a session bus of the test's own ------------------------------------ */
+
+/* A dbus-daemon listening at @address (a path the test owns, so that a new
+ * daemon can take the same address), killed if the test dies first;
+ * returns once it listens. */
+GSubprocess *twp_test_bus_start           (const char  *address);
+/* SIGTERM, then waits for it to exit. */
+void         twp_test_bus_stop            (GSubprocess *daemon);
+
 G_END_DECLS

@@ -11,8 +11,6 @@
 
 #include <adwaita.h>
 #include <glib/gstdio.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "twp-dbus-generated.h"
@@ -21,42 +19,6 @@
 #include "twp-window.h"
 
 #define ROOT_PATH "/io/github/TorWebSocketProxy1"
-
-static void
-die_with_parent (gpointer user_data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGTERM);
-}
-
-static GSubprocess *
-bus_start (const char *address)
-{
-  g_autoptr(GError) error = NULL;
-  g_autofree char *address_arg = g_strdup_printf ("--address=%s", address);
-  g_autoptr(GDataInputStream) out = NULL;
-  g_autofree char *printed = NULL;
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  GSubprocess *daemon;
-
-  /* A failed assertion aborts this process: the daemon must not outlive it. */
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  daemon = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", "--session", "--nofork",
-                                        "--nopidfile", address_arg, "--print-address=1", NULL);
-  g_assert_no_error (error);
-  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (daemon));
-  printed = g_data_input_stream_read_line (out, NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (printed);
-  return daemon;
-}
-
-static void
-bus_stop (GSubprocess *daemon)
-{
-  g_subprocess_send_signal (daemon, SIGTERM);
-  g_subprocess_wait (daemon, NULL, NULL);
-}
 
 static GDBusConnection *
 bus_connect (const char *address)
@@ -113,7 +75,7 @@ test_bus_restart (void)
   g_autofree char *socket_path = g_build_filename (dir, "bus", NULL);
   g_autofree char *address = g_strdup_printf ("unix:path=%s", socket_path);
   g_autofree char *name = g_strdup_printf ("io.github.TorWebSocketProxy1.instance%u", (guint) getpid ());
-  g_autoptr(GSubprocess) daemon = bus_start (address);
+  g_autoptr(GSubprocess) daemon = twp_test_bus_start (address);
   g_autoptr(TwpDBusObjectSkeleton) object = twp_dbus_object_skeleton_new (ROOT_PATH "/Transport");
   g_autoptr(TwpDBusTransport) transport = twp_dbus_transport_skeleton_new ();
   g_autoptr(GDBusObjectManagerServer) manager = g_dbus_object_manager_server_new (ROOT_PATH);
@@ -144,7 +106,7 @@ test_bus_restart (void)
   TWP_TEST_ASSERT_WAIT (shows (monitor, window, name), 20000, "the transport in the window");
 
   /* The bus goes away: nothing shown, the app still running. */
-  bus_stop (daemon);
+  twp_test_bus_stop (daemon);
   g_clear_object (&daemon);
   TWP_TEST_ASSERT_WAIT (g_list_model_get_n_items (twp_monitor_get_instances (monitor)) == 0 &&
                         twp_window_is_empty (window),
@@ -155,7 +117,7 @@ test_bus_restart (void)
   /* A new bus at the same address, where the transport publishes again. */
   g_dbus_object_manager_server_set_connection (manager, NULL);
   g_clear_object (&service);
-  daemon = bus_start (address);
+  daemon = twp_test_bus_start (address);
   service = fake_publish (manager, address, name);
   TWP_TEST_ASSERT_WAIT (shows (monitor, window, name), 30000, "the transport back in the window");
   g_object_get (monitor, "connection", &current, NULL);
@@ -167,7 +129,7 @@ test_bus_restart (void)
   g_dbus_object_manager_server_set_connection (manager, NULL);
   g_dbus_connection_close_sync (service, NULL, NULL);
   g_dbus_connection_close_sync (current, NULL, NULL);
-  bus_stop (daemon);
+  twp_test_bus_stop (daemon);
   g_remove (socket_path);
   g_rmdir (dir);
 }
